@@ -1,0 +1,41 @@
+"""Shared fixtures: paths to the real data in ../shared/data and small synthetic cases."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from helpers import synthetic_arrays, write_volume
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("WEAKSEG_SHARED_DATA", REPO.parent / "shared" / "data"))
+BRATS_SAMPLE = SHARED_DATA / "brats2018-sample"
+NO_LABEL = SHARED_DATA / "no-label"
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"real data not found at {path} (expected ../shared/data beside the repo)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def brats_sample() -> Path:
+    return _require(BRATS_SAMPLE)
+
+
+@pytest.fixture(scope="session")
+def no_label_case() -> Path:
+    return _require(NO_LABEL / "BraTS-GLI-00001-000")
+
+
+@pytest.fixture
+def synthetic_cohort(tmp_path: Path) -> Path:
+    """Two BraTS-named cases on a small grid."""
+    root = tmp_path / "cohort"
+    for i in range(2):
+        name = f"Case{i}"
+        for key, array in synthetic_arrays(seed=i).items():
+            write_volume(root / name / f"{name}_{key}.nii.gz", array)
+    return root

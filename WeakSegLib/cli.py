@@ -1,0 +1,165 @@
+"""The ``weakseg`` command line. Each sub-command is a thin shell over the library.
+
+Bad input ends with one line naming the file and the problem (exit status 2), never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+from . import __version__
+from .config import get_profile
+from .data.cohort import Cohort, discover_cohort
+from .data.errors import InputError
+from .events import EventWriter
+
+EXIT_BAD_INPUT = 2
+
+
+def _pairs(values: Sequence[str] | None, what: str) -> dict[str, str]:
+    out = {}
+    for value in values or []:
+        key, sep, target = value.partition("=")
+        if not sep or not key or not target:
+            raise InputError(None, f"{what} '{value}' must look like KEY=VALUE")
+        out[key.strip()] = target.strip()
+    return out
+
+
+def _cohort(args: argparse.Namespace) -> Cohort:
+    return discover_cohort(args.data, aliases=_pairs(args.alias, "--alias"),
+                           mapping=_pairs(args.map, "--map"))
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    parser.add_argument("--data", required=required, type=Path,
+                        help="a folder of case folders, or one case folder")
+    parser.add_argument("--alias", action="append", metavar="NAME=MODALITY",
+                        help="extra file-name token for a modality, e.g. FLAIRREG=flair (repeatable)")
+    parser.add_argument("--map", action="append", metavar="MODALITY=FILE",
+                        help="explicit file of a modality for a single case, e.g. flair=scan.nrrd")
+
+
+def cmd_phantom(args: argparse.Namespace, events: EventWriter) -> int:
+    from .data.phantom import build_phantom_cohort
+
+    if args.cases < 1:
+        raise InputError(None, f"--cases must be at least 1, got {args.cases}")
+    folders = build_phantom_cohort(args.out, cases=args.cases, seed=args.seed,
+                                   shape_scale=args.scale, show_progress=not args.quiet)
+    for folder in folders:
+        events.artefact("phantom", folder)
+    print(f"wrote {len(folders)} phantom cases to {args.out}")
+    return 0
+
+
+def cmd_baseline(args: argparse.Namespace, events: EventWriter) -> int:
+    from .baselines import IMAGE_BASELINES
+    from .data.reader import read_case, write_label_map
+    from .progress import track
+
+    method = IMAGE_BASELINES[args.method]
+    cfg = get_profile("paper").baseline
+    cohort = _cohort(args)
+    outputs = [Path(args.out) / c.name / f"{c.name}_{args.method}.nii.gz" for c in cohort]
+    existing = [p for p in outputs if p.exists()]
+    if existing and not args.overwrite:
+        raise InputError(existing[0], f"already exists ({len(existing)} of {len(outputs)} outputs "
+                         "do); choose another --out or pass --overwrite")
+    for files, path in zip(track(cohort.cases, args.method, events=events, stage=args.method,
+                                 show=not args.quiet), outputs):
+        case = read_case(files)
+        write_label_map(path, method(case, cfg), case.geometry, overwrite=True)
+        events.artefact(args.method, path)
+    print(f"wrote {args.method} label maps for {len(outputs)} cases to {args.out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, events: EventWriter) -> int:
+    from .evaluation import evaluate_predictions, format_table, write_report
+
+    target = Path(args.out) / "metrics.json"
+    if target.exists() and not args.overwrite:
+        raise InputError(target, "already exists; choose another --out or pass --overwrite")
+    report = evaluate_predictions(args.pred, _cohort(args), events=events,
+                                  show_progress=not args.quiet)
+    path = write_report(report, args.out)
+    for method, result in report["methods"].items():
+        for name in ("slice_dice", "tumour_slice_dice", "volume_dice", "hd95_mm"):
+            events.metric("evaluate", f"{method}/{name}", result[name])
+    events.artefact("evaluate", path)
+    print(format_table(report, per_case=not args.summary))
+    print(f"\nmetrics written to {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="weakseg",
+        description="Weakly supervised brain-tumour segmentation from slice-level labels.")
+    parser.add_argument("--version", action="version", version=f"weakseg {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--events", metavar="FILE|-",
+                        help="write JSON-lines events to FILE, or to stdout with '-'")
+    common.add_argument("--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("phantom", parents=[common], help="build a simulated BraTS-style cohort",
+                       description="Simulated gliomas on the MNI152 template, in BraTS 2018 "
+                       "layout (FLAIR, T1, T1ce, T2, seg). For tests and demos, not for claims.")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--cases", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="grid scale: 1 gives 1 mm voxels like BraTS, 0.5 gives 2 mm (faster)")
+    p.set_defaults(func=cmd_phantom)
+
+    p = sub.add_parser("baseline", parents=[common], help="segment with a non-learned baseline")
+    p.add_argument("--method", choices=["flair_threshold"], default="flair_threshold")
+    _add_data_arguments(p)
+    p.add_argument("--out", required=True, type=Path, help="prediction folder to write")
+    p.add_argument("--overwrite", action="store_true", help="replace existing label maps")
+    p.set_defaults(func=cmd_baseline)
+
+    p = sub.add_parser("evaluate", parents=[common], help="score label maps against masks",
+                       description="Reads PRED_DIR/<case>/<case>_<method>.nii.gz and writes "
+                       "REPORT_DIR/metrics.json plus a table on stdout.")
+    p.add_argument("--pred", required=True, type=Path, help="folder of predicted label maps")
+    _add_data_arguments(p)
+    p.add_argument("--out", required=True, type=Path, help="report folder")
+    p.add_argument("--summary", action="store_true", help="print only the per-method means")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing metrics.json")
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    events = EventWriter(args.events)
+    func: Callable[[argparse.Namespace, EventWriter], int] = args.func
+    started = time.monotonic()
+    try:
+        events.stage_start(args.command)
+        status = func(args, events)
+        events.stage_end(args.command, time.monotonic() - started)
+        events.run_end("done")
+        return status
+    except InputError as err:
+        events.error(err, stage=args.command)
+        events.run_end("failed")
+        print(f"weakseg {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        events.run_end("cancelled")
+        print(f"weakseg {args.command}: cancelled", file=sys.stderr)
+        return 130
+    finally:
+        events.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""Every default of WeakSeg in one place: profiles, data rules and pipeline hyper-parameters.
+
+Values follow DESIGN.md ("Data", "Pipeline", "Profiles"). A run records the resolved config in
+its manifest, so a result can always be traced to the numbers that produced it.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+#: Modalities WeakSeg knows, in channel order. FLAIR is required.
+MODALITIES: tuple[str, ...] = ("flair", "t1", "t1ce", "t2")
+REQUIRED_MODALITY = "flair"
+MASK_KEY = "seg"
+
+#: BraTS convention for HD95 when exactly one of prediction / truth is empty.
+HD95_ONE_EMPTY_MM = 373.13
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Preprocessing (seed 000 §3.1.1) and slice-label rules."""
+
+    clip_percentiles: tuple[float, float] = (1.0, 99.0)
+    inplane_scale: float = 1.0          # fast profile: 0.5
+    size: int = 128                     # training crop/pad and patch size, in preprocessed pixels
+    trim: int = 30                      # slices dropped at each end of a volume for training
+    max_zero_fraction: float = 0.5      # training slices with more zero voxels are dropped
+    erode: int = 2                      # in-plane disk radius when deriving slice labels from a mask
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    width_divisor: int = 1
+    upsample: int = 2
+    lr: float = 1e-4
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.999)
+    plateau_factor: float = 0.1
+    plateau_patience: int = 5
+    epochs: int = 100
+    batch_size: int = 32
+    time_budget_s: float | None = None
+
+
+@dataclass(frozen=True)
+class SeedConfig:
+    method: str = "rise"                # rise | gradcampp
+    rise_masks: int = 4000
+    rise_grid: int = 8
+    rise_p: float = 0.5
+    rise_batch: int = 250
+    rise_seed: int = 0                  # RISE masks come from this seed: same on every rank
+    positive_threshold: float = 0.8
+    negative_threshold: float = 0.2
+
+
+@dataclass(frozen=True)
+class GanConfig:
+    latent: int = 100
+    blocks: int = 6
+    width_divisor: int = 1
+    real_label: float = 0.9
+    fake_label: float = 0.0
+    lr: float = 2e-4
+    beta1: float = 0.5
+    halve_every: int = 50
+    epochs: int = 100
+    batch_size: int = 32
+    time_budget_s: float | None = None
+
+
+@dataclass(frozen=True)
+class ConverterConfig:
+    max_negative_fraction: float = 0.95
+    l1_weight: float = 100.0
+    adversarial_weight: float = 1.0
+    kl_weight: float = 1.0
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 2e-4
+    time_budget_s: float | None = None
+
+
+@dataclass(frozen=True)
+class SegmenterConfig:
+    seed_weight: float = 1.0
+    reconstruction_weight: float = 0.5
+    size_weight: float = 0.01
+    epochs: int = 200
+    batch_size: int = 32
+    lr: float = 1e-4
+    halve_every: int = 50
+    time_budget_s: float | None = None
+
+
+@dataclass(frozen=True)
+class RefinementConfig:
+    threshold: float = 0.5
+    dilation_radii: tuple[int, ...] = (1, 2, 3, 4, 5)
+    max_score: float = 0.5
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    patch: int = 128
+    stride: int = 64
+    gate: float = 0.5
+    threshold: float = 0.5
+    difference_threshold: float = 0.2
+    filtering_thresholds: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(10))
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    flair_sd: float = 2.0               # flair_threshold: FLAIR > mean + k·SD inside the brain
+    l1_median: int = 5
+    l1_threshold: float = 0.2
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    device: str = "auto"                # auto | cpu | cuda
+    amp_bf16: bool = False
+    channels_last: bool = False
+    pin_memory: bool = False
+    cudnn_benchmark: bool = False
+    num_workers: int = 0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    data: DataConfig = field(default_factory=DataConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    seeds: SeedConfig = field(default_factory=SeedConfig)
+    gan: GanConfig = field(default_factory=GanConfig)
+    converter: ConverterConfig = field(default_factory=ConverterConfig)
+    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
+    refinement: RefinementConfig = field(default_factory=RefinementConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _paper() -> Profile:
+    return Profile(
+        name="paper",
+        runtime=RuntimeConfig(amp_bf16=True, channels_last=True, pin_memory=True,
+                              cudnn_benchmark=True, num_workers=4),
+    )
+
+
+def _fast() -> Profile:
+    """2-core CPU: half in-plane resolution (64 px patches see what 128 px see at full scale),
+    widths ÷ 4, few time-boxed epochs, 250 RISE masks."""
+    return Profile(
+        name="fast",
+        data=DataConfig(inplane_scale=0.5, size=64),
+        classifier=ClassifierConfig(width_divisor=4, epochs=8, batch_size=32, plateau_patience=2,
+                                    time_budget_s=240.0),
+        seeds=SeedConfig(rise_masks=250, rise_batch=125),
+        gan=GanConfig(width_divisor=4, epochs=10, halve_every=5, time_budget_s=180.0),
+        converter=ConverterConfig(epochs=8, time_budget_s=180.0),
+        segmenter=SegmenterConfig(epochs=10, halve_every=4, time_budget_s=180.0),
+        inference=InferenceConfig(patch=64, stride=32),
+    )
+
+
+PROFILES = {"paper": _paper, "fast": _fast}
+
+
+def get_profile(name: str, **overrides: Any) -> Profile:
+    """Return a fresh profile; ``overrides`` replace whole sections, e.g. ``data=DataConfig(...)``."""
+    try:
+        profile = PROFILES[name]()
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}") from None
+    return replace(profile, **overrides) if overrides else profile

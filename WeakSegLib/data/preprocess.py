@@ -1,0 +1,173 @@
+"""Seed 000 §3.1.1 preprocessing with an exact way back to the original voxel grid.
+
+Per case: crop to the brain's bounding box, clip non-zero voxels of each modality to the
+1st–99th percentile, min-max scale to [0, 1], optionally rescale in-plane (fast profile),
+split into axial slices. ``GridMapping`` records the crop box and the in-plane scale so a
+slice-wise prediction returns to the input grid; training crops/pads record their offsets.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from skimage.transform import resize
+
+from ..config import DataConfig
+from .reader import CaseVolumes
+
+
+@dataclass(frozen=True)
+class GridMapping:
+    """Preprocessed (z', y', x') ↔ original (z, y, x): crop box then in-plane resize."""
+
+    original_shape: tuple[int, int, int]
+    box: tuple[slice, slice, slice]               # crop box on the original grid
+    scaled_inplane: tuple[int, int]                # (y', x') after in-plane scaling
+
+    @property
+    def cropped_shape(self) -> tuple[int, int, int]:
+        return tuple(s.stop - s.start for s in self.box)
+
+    @property
+    def first_slice(self) -> int:
+        return self.box[0].start
+
+    def original_slice(self, index: int) -> int:
+        """Axial index on the original grid of preprocessed slice ``index``."""
+        return self.box[0].start + index
+
+    def to_original(self, volume: np.ndarray, kind: str = "label", threshold: float = 0.5,
+                    fill: float = 0) -> np.ndarray:
+        """Put a preprocessed-grid volume back on the original grid.
+
+        ``kind='label'``: nearest neighbour (exact when no rescaling was done);
+        ``'probability'``: linear, returned as float; ``'binary'``: linear, then ``> threshold``.
+        """
+        if volume.shape != (self.cropped_shape[0], *self.scaled_inplane):
+            raise ValueError(f"volume of shape {volume.shape} is not on this preprocessed grid "
+                             f"{(self.cropped_shape[0], *self.scaled_inplane)}")
+        target = self.cropped_shape
+        if tuple(volume.shape) == target:
+            restored = volume
+        elif kind == "label":
+            restored = resize(volume, target, order=0, preserve_range=True, anti_aliasing=False)
+        else:
+            restored = resize(volume.astype(np.float32), target, order=1, preserve_range=True,
+                              anti_aliasing=False)
+        if kind == "binary":
+            restored = restored > threshold
+        dtype = np.float32 if kind == "probability" else volume.dtype
+        if kind == "binary":
+            dtype = np.uint8
+        out = np.full(self.original_shape, fill, dtype=dtype)
+        out[self.box] = restored
+        return out
+
+    def from_original(self, volume: np.ndarray, kind: str = "image") -> np.ndarray:
+        """Original grid → preprocessed grid (crop + in-plane resize), for masks and images."""
+        cropped = volume[self.box]
+        target = (cropped.shape[0], *self.scaled_inplane)
+        if cropped.shape == target:
+            return cropped.copy()
+        if kind == "mask":
+            return (resize(cropped.astype(np.float32), target, order=1, preserve_range=True,
+                           anti_aliasing=False) > 0.5).astype(np.uint8)
+        return resize(cropped.astype(np.float32), target, order=1, preserve_range=True,
+                      anti_aliasing=True).astype(np.float32)
+
+
+@dataclass
+class PreprocessedCase:
+    """A case ready for the networks: ``image`` (Z', C, H, W) in [0, 1], ``mask`` (Z', H, W)."""
+
+    name: str
+    channels: list[str]
+    image: np.ndarray
+    mapping: GridMapping
+    mask: np.ndarray | None = None
+
+    @property
+    def n_slices(self) -> int:
+        return self.image.shape[0]
+
+    @property
+    def nonzero_fraction(self) -> np.ndarray:
+        """Per slice, the fraction of pixels non-zero in any channel."""
+        return np.any(self.image != 0, axis=1).mean(axis=(1, 2))
+
+
+def brain_box(brain: np.ndarray) -> tuple[slice, slice, slice]:
+    """Smallest box holding every brain voxel; the whole volume if there is none."""
+    if not brain.any():
+        return tuple(slice(0, n) for n in brain.shape)
+    box = []
+    for axis in range(3):
+        other = tuple(a for a in range(3) if a != axis)
+        hits = np.flatnonzero(brain.any(axis=other))
+        box.append(slice(int(hits[0]), int(hits[-1]) + 1))
+    return tuple(box)
+
+
+def normalise_intensities(volume: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray:
+    """Clip non-zero voxels to the percentiles, then min-max the volume to [0, 1]."""
+    out = volume.astype(np.float32, copy=True)
+    nonzero = out != 0
+    if nonzero.any():
+        low, high = np.percentile(out[nonzero], percentiles)
+        out[nonzero] = np.clip(out[nonzero], low, high)
+    lo, hi = float(out.min()), float(out.max())
+    if hi <= lo:
+        return np.zeros_like(out)
+    return (out - lo) / (hi - lo)
+
+
+def preprocess_case(case: CaseVolumes, cfg: DataConfig, channels: list[str] | None = None
+                    ) -> PreprocessedCase:
+    """Crop, normalise and (for the fast profile) rescale a case; keep the way back."""
+    channels = channels or case.channels
+    stacked = case.stack(channels)
+    box = brain_box(np.any(stacked != 0, axis=0))
+    cropped = stacked[(slice(None), *box)]
+    _, depth, height, width = cropped.shape
+    scaled = (max(1, round(height * cfg.inplane_scale)), max(1, round(width * cfg.inplane_scale)))
+    mapping = GridMapping(tuple(stacked.shape[1:]), box, scaled)
+    normalised = [normalise_intensities(c, cfg.clip_percentiles) for c in cropped]
+    if scaled != (height, width):
+        normalised = [np.clip(resize(c, (depth, *scaled), order=1, preserve_range=True,
+                                     anti_aliasing=True), 0, 1).astype(np.float32)
+                      for c in normalised]
+    image = np.ascontiguousarray(np.stack(normalised, axis=1), dtype=np.float32)
+    mask = None if case.mask is None else mapping.from_original(case.mask, kind="mask")
+    return PreprocessedCase(case.name, list(channels), image, mapping, mask)
+
+
+def training_slices(case: PreprocessedCase, cfg: DataConfig) -> np.ndarray:
+    """Preprocessed slice indices used for training: not within ``trim`` slices of either end
+    of the original volume, and at most ``max_zero_fraction`` zero pixels."""
+    original = np.arange(case.n_slices) + case.mapping.first_slice
+    depth = case.mapping.original_shape[0]
+    keep = (original >= cfg.trim) & (original < depth - cfg.trim)
+    keep &= (1.0 - case.nonzero_fraction) <= cfg.max_zero_fraction
+    return np.flatnonzero(keep)
+
+
+def crop_or_pad(array: np.ndarray, size: int, rng: np.random.Generator | None = None
+                ) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
+    """Crop or zero-pad the last two axes to ``size``; random offsets when ``rng`` is given,
+    centred otherwise. Returns the array, the crop start and the pad start per axis, so a
+    prediction can be put back where it came from."""
+    out = array
+    crop_start, pad_start = [0, 0], [0, 0]
+    for i, axis in enumerate((-2, -1)):
+        n = out.shape[axis]
+        if n > size:
+            start = int(rng.integers(0, n - size + 1)) if rng is not None else (n - size) // 2
+            out = np.take(out, np.arange(start, start + size), axis=axis)
+            crop_start[i] = start
+        elif n < size:
+            before = int(rng.integers(0, size - n + 1)) if rng is not None else (size - n) // 2
+            widths = [(0, 0)] * out.ndim
+            widths[axis] = (before, size - n - before)
+            out = np.pad(out, widths)
+            pad_start[i] = before
+    return out, tuple(crop_start), tuple(pad_start)
