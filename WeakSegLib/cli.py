@@ -29,6 +29,11 @@ def _pairs(values: Sequence[str] | None, what: str) -> dict[str, str]:
     return out
 
 
+def _say(args: argparse.Namespace, text: str) -> None:
+    """Human-readable output; moves to stderr when stdout carries the event stream."""
+    print(text, file=sys.stderr if args.events == "-" else sys.stdout)
+
+
 def _cohort(args: argparse.Namespace) -> Cohort:
     return discover_cohort(args.data, aliases=_pairs(args.alias, "--alias"),
                            mapping=_pairs(args.map, "--map"))
@@ -52,7 +57,7 @@ def cmd_phantom(args: argparse.Namespace, events: EventWriter) -> int:
                                    shape_scale=args.scale, show_progress=not args.quiet)
     for folder in folders:
         events.artefact("phantom", folder)
-    print(f"wrote {len(folders)} phantom cases to {args.out}")
+    _say(args, f"wrote {len(folders)} phantom cases to {args.out}")
     return 0
 
 
@@ -74,7 +79,7 @@ def cmd_baseline(args: argparse.Namespace, events: EventWriter) -> int:
         case = read_case(files)
         write_label_map(path, method(case, cfg), case.geometry, overwrite=True)
         events.artefact(args.method, path)
-    print(f"wrote {args.method} label maps for {len(outputs)} cases to {args.out}")
+    _say(args, f"wrote {args.method} label maps for {len(outputs)} cases to {args.out}")
     return 0
 
 
@@ -91,8 +96,8 @@ def cmd_evaluate(args: argparse.Namespace, events: EventWriter) -> int:
         for name in ("slice_dice", "tumour_slice_dice", "volume_dice", "hd95_mm"):
             events.metric("evaluate", f"{method}/{name}", result[name])
     events.artefact("evaluate", path)
-    print(format_table(report, per_case=not args.summary))
-    print(f"\nmetrics written to {path}")
+    _say(args, format_table(report, per_case=not args.summary))
+    _say(args, f"\nmetrics written to {path}")
     return 0
 
 
