@@ -1,0 +1,121 @@
+"""The training set of axial slices: preprocessed, cropped/padded to ``size``, with slice labels.
+
+Masks, where a cohort has them, only become slice labels (the weak supervision) and evaluation
+references (seed overlap); no stage trains on them.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+
+from ..config import DataConfig
+from .cohort import Cohort
+from .errors import InputError
+from .labels import labels_from_mask
+from .preprocess import crop_or_pad, preprocess_case, training_slices
+from .reader import read_case
+
+#: case name → label per axial slice of the original grid
+SliceLabels = Mapping[str, np.ndarray]
+
+
+@dataclass
+class SliceSet:
+    images: np.ndarray          # (N, C, S, S) float32 in [0, 1]
+    labels: np.ndarray          # (N,) uint8: tumour on the slice
+    case_index: np.ndarray      # (N,) int: index into ``cases``
+    slice_index: np.ndarray     # (N,) int: axial index on the original grid
+    cases: list[str]
+    channels: list[str]
+    masks: np.ndarray | None = None   # (N, S, S) uint8, evaluation only
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def flair(self) -> np.ndarray:
+        return self.images[:, self.channels.index("flair")]
+
+    def subset(self, index: np.ndarray) -> "SliceSet":
+        index = np.asarray(index)
+        return SliceSet(self.images[index], self.labels[index], self.case_index[index],
+                        self.slice_index[index], self.cases, self.channels,
+                        None if self.masks is None else self.masks[index])
+
+    def for_cases(self, names: list[str]) -> "SliceSet":
+        wanted = [self.cases.index(n) for n in names]
+        return self.subset(np.flatnonzero(np.isin(self.case_index, wanted)))
+
+    def case_name(self, i: int) -> str:
+        return self.cases[int(self.case_index[i])]
+
+    def save(self, path: Path) -> None:
+        arrays = {f.name: getattr(self, f.name) for f in fields(self)
+                  if isinstance(getattr(self, f.name), np.ndarray)}
+        np.savez_compressed(path, cases=np.array(self.cases), channels=np.array(self.channels),
+                            **arrays)
+
+    @classmethod
+    def load(cls, path: Path) -> "SliceSet":
+        with np.load(path, allow_pickle=False) as data:
+            return cls(images=data["images"], labels=data["labels"],
+                       case_index=data["case_index"], slice_index=data["slice_index"],
+                       cases=[str(c) for c in data["cases"]],
+                       channels=[str(c) for c in data["channels"]],
+                       masks=data["masks"] if "masks" in data else None)
+
+
+def cohort_fingerprint(cohort: Cohort) -> str:
+    """Names and sizes of every file: enough to notice that a run's data changed."""
+    digest = hashlib.sha256()
+    for case in cohort:
+        for path in sorted([*case.images.values(), *([case.mask] if case.mask else [])]):
+            digest.update(f"{case.name}/{path.name}:{path.stat().st_size};".encode())
+    return digest.hexdigest()[:16]
+
+
+def build_slice_set(cohort: Cohort, cfg: DataConfig, channels: list[str],
+                    labels: SliceLabels | None = None, seed: int = 0,
+                    progress: Callable | None = None) -> SliceSet:
+    """Read, preprocess and slice every case; labels come from ``labels`` or else from masks."""
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("images", "labels", "case", "slice",
+                                                          "masks")}
+    cases = progress(cohort.cases) if progress else cohort.cases
+    have_masks = all(c.mask is not None for c in cohort)
+    for number, files in enumerate(cases):
+        case = read_case(files)
+        if labels is not None and files.name in labels:
+            case_labels = np.asarray(labels[files.name], np.uint8)
+            if case_labels.shape[0] != case.geometry.shape[0]:
+                raise InputError(files.folder, f"case {files.name}: {case_labels.shape[0]} slice "
+                                 f"labels for {case.geometry.shape[0]} slices")
+        elif case.mask is not None:
+            case_labels = labels_from_mask(case.mask, cfg.erode)
+        else:
+            raise InputError(files.folder, f"case {files.name} has neither a mask nor slice "
+                             "labels (labels.csv or slice ranges)")
+        prep = preprocess_case(case, cfg, channels)
+        keep = training_slices(prep, cfg)
+        stacked = prep.image[keep]
+        if have_masks:      # crop the mask with the very same offsets as an extra channel
+            stacked = np.concatenate([stacked, prep.mask[keep, None].astype(np.float32)], axis=1)
+        volume, _, _ = crop_or_pad(stacked, cfg.size, rng)
+        parts["images"].append(volume[:, :len(channels)].astype(np.float32))
+        original = np.array([prep.mapping.original_slice(i) for i in keep], int)
+        parts["labels"].append(case_labels[original])
+        parts["case"].append(np.full(len(keep), number))
+        parts["slice"].append(original)
+        if have_masks:
+            parts["masks"].append((volume[:, -1] > 0.5).astype(np.uint8))
+    return SliceSet(images=np.concatenate(parts["images"]),
+                    labels=np.concatenate(parts["labels"]).astype(np.uint8),
+                    case_index=np.concatenate(parts["case"]),
+                    slice_index=np.concatenate(parts["slice"]),
+                    cases=cohort.names, channels=list(channels),
+                    masks=np.concatenate(parts["masks"]) if have_masks else None)
+
