@@ -35,10 +35,16 @@ def plot_history(history: list[dict[str, float]], keys: Sequence[str], path: Pat
     return path
 
 
+def seed_codes(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
+    """One array for a seeds panel: 0 none, 1 negative, 2 positive."""
+    return np.where(positive, 2, np.where(negative, 1, 0)).astype(np.uint8)
+
+
 def slice_panels(rows: list[dict[str, np.ndarray]], columns: Sequence[tuple[str, str]],
                  path: Path, title: str, row_titles: Sequence[str] = ()) -> Path:
-    """A grid: one row per slice, one column per (key, kind); kind is 'image', 'map',
-    'seeds' (positive red / negative blue over the image) or 'contour' (truth outline)."""
+    """A grid: one row per slice, one column per (key, kind); kind is 'image', 'map' or 'seeds'
+    (``row[key]`` coded 1 = negative seed, blue, 2 = positive seed, red, over ``row['image']``).
+    A ``row['truth']`` mask is outlined in green on image and seed panels."""
     plt = _pyplot()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(len(rows), len(columns), figsize=(2.2 * len(columns), 2.2 * len(rows)),
@@ -56,8 +62,8 @@ def slice_panels(rows: list[dict[str, np.ndarray]], columns: Sequence[tuple[str,
             elif kind == "seeds":
                 ax.imshow(image, cmap="gray", vmin=0, vmax=1)
                 overlay = np.zeros((*image.shape, 4))
-                overlay[row["negative"]] = (0.1, 0.3, 1.0, 0.35)
-                overlay[row["positive"]] = (1.0, 0.1, 0.1, 0.6)
+                overlay[row[key] == 1] = (0.1, 0.3, 1.0, 0.35)
+                overlay[row[key] == 2] = (1.0, 0.1, 0.1, 0.6)
                 ax.imshow(overlay)
             if "truth" in row and kind in ("image", "seeds") and row["truth"].any():
                 ax.contour(row["truth"], levels=[0.5], colors="lime", linewidths=0.7)
