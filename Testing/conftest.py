@@ -39,3 +39,19 @@ def synthetic_cohort(tmp_path: Path) -> Path:
         for key, array in synthetic_arrays(seed=i).items():
             write_volume(root / name / f"{name}_{key}.nii.gz", array)
     return root
+
+
+#: A CPU-cheap profile for pipeline tests: the fast profile, full in-plane scale on 2 mm phantoms.
+TINY_OVERRIDES = ["data.inplane_scale=1.0", "data.trim=8", "classifier.epochs=2",
+                  "classifier.time_budget_s=none", "classifier.batch_size=16",
+                  "seeds.rise_masks=40", "seeds.rise_batch=40"]
+
+
+@pytest.fixture(scope="session")
+def tiny_phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three 2 mm phantom cases (two with tumour), built once per test session."""
+    from WeakSegLib.data.phantom import build_phantom_cohort
+
+    root = tmp_path_factory.mktemp("phantom") / "cohort"
+    build_phantom_cohort(root, cases=3, seed=5, shape_scale=0.5, show_progress=False)
+    return root

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from . import __version__
-from .config import get_profile
+from .config import apply_overrides, get_profile
 from .data.cohort import Cohort, discover_cohort
 from .data.errors import InputError
 from .events import EventWriter
@@ -148,7 +148,11 @@ def cmd_train(args: argparse.Namespace, events: EventWriter) -> int:
 
     cohort = _cohort(args)
     stages = [s.strip() for s in args.stages.split(",")] if args.stages else None
-    manifest = train(cohort, args.out, get_profile(args.profile), device=args.device,
+    try:
+        profile = apply_overrides(get_profile(args.profile), args.set or [])
+    except ValueError as err:
+        raise InputError(None, str(err)) from None
+    manifest = train(cohort, args.out, profile, device=args.device,
                      stages=stages, resume=args.resume, events=events,
                      val_cases=args.val_cases.split(",") if args.val_cases else None,
                      labels=_slice_labels(args, cohort), show_progress=not args.quiet)
@@ -215,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--stages", help="comma-separated stages to run (default: all)")
     p.add_argument("--resume", action="store_true", help="continue a run; done stages are kept")
+    p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
+                   help="override a config value, e.g. classifier.epochs=3 (repeatable)")
     p.add_argument("--val-cases", help="comma-separated validation cases (default: a random 25 %%)")
     labels = p.add_mutually_exclusive_group()
     labels.add_argument("--labels", type=Path, help="labels.csv with case,slice,label")

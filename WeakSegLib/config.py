@@ -187,3 +187,44 @@ def get_profile(name: str, **overrides: Any) -> Profile:
     except KeyError:
         raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}") from None
     return replace(profile, **overrides) if overrides else profile
+
+
+def apply_overrides(profile: Profile, assignments: list[str]) -> Profile:
+    """``["classifier.epochs=3", "seeds.method=gradcampp"]`` → a new profile. Values are parsed
+    to the type of the field they replace, so a typo fails here and not mid-run."""
+    for assignment in assignments:
+        path, sep, text = assignment.partition("=")
+        section_name, dot, field_name = path.strip().partition(".")
+        if not sep or not dot:
+            raise ValueError(f"override '{assignment}' must look like section.field=value")
+        section = getattr(profile, section_name, None)
+        if section is None or not dataclasses.is_dataclass(section):
+            raise ValueError(f"override '{assignment}': no config section '{section_name}'")
+        if field_name not in {f.name for f in dataclasses.fields(section)}:
+            raise ValueError(f"override '{assignment}': section '{section_name}' has no field "
+                             f"'{field_name}'")
+        value = _parse_like(getattr(section, field_name), text.strip(), assignment)
+        profile = replace(profile, **{section_name: replace(section, **{field_name: value})})
+    return profile
+
+
+def _parse_like(current: Any, text: str, assignment: str) -> Any:
+    try:
+        if text.lower() in ("none", "null"):
+            return None
+        if isinstance(current, bool):
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return text.lower() in ("true", "1")
+        if isinstance(current, tuple):
+            items = [t for t in text.strip("()[] ").split(",") if t.strip()]
+            kind = type(current[0]) if current else float
+            return tuple(kind(t) for t in items)
+        if isinstance(current, int):
+            return int(text)
+        if isinstance(current, float) or current is None:
+            return float(text)
+        return type(current)(text)
+    except ValueError:
+        raise ValueError(f"override '{assignment}': cannot read '{text}' as "
+                         f"{type(current).__name__}") from None

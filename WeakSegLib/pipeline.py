@@ -5,6 +5,7 @@ bundle: manifest, per-stage artefacts, cached slices, events.
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -128,6 +129,14 @@ def _open_manifest(run_dir: Path, resume: bool, profile: Profile, channels: list
         if manifest.data["profile"] != profile.name:
             raise InputError(run_dir, f"was trained with profile '{manifest.data['profile']}', "
                              f"not '{profile.name}'")
+        recorded, now = manifest.data["config"], json.loads(json.dumps(asdict(profile)))
+        changed = [f"{section}.{key}" for section, values in now.items()
+                   if isinstance(values, dict)
+                   for key, value in values.items()
+                   if recorded.get(section, {}).get(key) != value]
+        if changed:
+            raise InputError(run_dir, "was trained with other settings; resume with the same "
+                             f"ones (differ: {', '.join(changed)})")
         return manifest
     if resume:
         raise InputError(run_dir, "nothing to resume: no manifest.json in this folder")

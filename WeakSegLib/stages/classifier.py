@@ -60,7 +60,7 @@ class ClassifierStage(Stage):
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
-                losses.append(float(loss))
+                losses.append(loss.item())
             scores = predict_scores(model, val.images, ctx)
             metrics = classifier_metrics(val.labels, scores)
             auc = metrics["auc"] if np.isfinite(metrics["auc"]) else 0.0

@@ -1,0 +1,128 @@
+"""The training pipeline: manifest, stages, resume after a real kill, events, bad input."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY_OVERRIDES
+from WeakSegLib.config import apply_overrides, get_profile
+from WeakSegLib.data.cohort import discover_cohort
+from WeakSegLib.data.errors import InputError
+from WeakSegLib.events import parse_events
+from WeakSegLib.models.weights import load_model_state
+from WeakSegLib.pipeline import split_cases, train
+
+
+def tiny_profile(*extra: str):
+    return apply_overrides(get_profile("fast"), [*TINY_OVERRIDES, *extra])
+
+
+def test_split_is_patient_level_and_seeded() -> None:
+    names = [f"c{i}" for i in range(8)]
+    train_cases, val = split_cases(names, None, seed=0)
+    assert len(val) == 2 and not set(val) & set(train_cases)
+    assert split_cases(names, None, seed=0) == (train_cases, val)
+    assert split_cases(names, ["c3"], seed=0) == ([n for n in names if n != "c3"], ["c3"])
+    with pytest.raises(InputError, match="not in the cohort"):
+        split_cases(names, ["zz"], seed=0)
+
+
+def test_classifier_and_seeds_write_manifest_and_artefacts(tiny_phantom: Path,
+                                                           tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    manifest = train(discover_cohort(tiny_phantom), run, tiny_profile(),
+                     stages=["classifier", "seeds"], show_progress=False)
+    stages = manifest.data["stages"]
+    assert [stages[s]["status"] for s in ("classifier", "seeds")] == ["done", "done"]
+    assert "classifier/model.pt" in stages["classifier"]["artefacts"]
+    assert manifest.data["channels"] == ["flair", "t1", "t1ce", "t2"]
+    assert set(manifest.data["split"]["train"]) | set(manifest.data["split"]["val"]) == \
+        set(discover_cohort(tiny_phantom).names)
+    _, meta = load_model_state(run / "classifier" / "model.pt", "vgg16bn_classifier")
+    assert meta["channels"] == ["flair", "t1", "t1ce", "t2"]
+    seeds = list((run / "seeds").glob("*.npz"))
+    assert seeds and (run / "seeds" / "figures" / "seeds.png").is_file()
+    metrics = json.loads((run / "seeds" / "metrics.json").read_text())
+    assert {"rise", "gradcampp"} <= set(metrics)
+    with np.load(seeds[0]) as data:
+        assert data["positive"].shape == data["negative"].shape
+        assert not (data["positive"] & data["negative"]).any()
+    # the same folder again without --resume: refused, nothing lost
+    with pytest.raises(InputError, match="already holds a run"):
+        train(discover_cohort(tiny_phantom), run, tiny_profile(), show_progress=False)
+    with pytest.raises(InputError, match="other settings"):
+        train(discover_cohort(tiny_phantom), run, tiny_profile("classifier.lr=0.1"),
+              resume=True, show_progress=False)
+
+
+def test_resume_without_manifest_is_refused(tiny_phantom: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="nothing to resume"):
+        train(discover_cohort(tiny_phantom), tmp_path / "new", tiny_profile(), resume=True,
+              show_progress=False)
+
+
+def _train_command(data: Path, out: Path, *extra: str) -> list[str]:
+    sets = [arg for o in TINY_OVERRIDES + ["classifier.epochs=4"] for arg in ("--set", o)]
+    return [sys.executable, "-m", "WeakSegLib.cli", "train", "--data", str(data), "--out",
+            str(out), "--stages", "classifier", "--quiet", "--device", "cpu", *sets, *extra]
+
+
+@pytest.mark.slow
+def test_resume_after_kill_gives_the_same_classifier(tiny_phantom: Path, tmp_path: Path) -> None:
+    """A real subprocess killed after its first epoch; --resume ends where a clean run ends."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    clean = tmp_path / "clean"
+    subprocess.run(_train_command(tiny_phantom, clean), check=True, env=env, timeout=600,
+                   capture_output=True)
+    killed = tmp_path / "killed"
+    events = tmp_path / "events.jsonl"
+    process = subprocess.Popen(_train_command(tiny_phantom, killed, "--events", str(events)),
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        done = [e for e in parse_events(events.read_text().splitlines())
+                if e["event"] == "progress" and e["stage"] == "classifier"] if events.exists() else []
+        if done:
+            os.killpg(process.pid, signal.SIGKILL)
+            break
+        time.sleep(0.2)
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    manifest = json.loads((killed / "manifest.json").read_text())
+    assert manifest["stages"]["classifier"]["status"] == "running"
+    assert (killed / "classifier" / "checkpoint.pt").is_file()
+    subprocess.run(_train_command(tiny_phantom, killed, "--resume", "--events", str(events)),
+                   check=True, env=env, timeout=600, capture_output=True)
+    manifest = json.loads((killed / "manifest.json").read_text())
+    assert manifest["stages"]["classifier"]["status"] == "done"
+    log = [e["message"] for e in parse_events(events.read_text().splitlines())
+           if e["event"] == "log"]
+    assert any("resuming after epoch" in m for m in log)
+    a, _ = load_model_state(clean / "classifier" / "model.pt", "vgg16bn_classifier")
+    b, _ = load_model_state(killed / "classifier" / "model.pt", "vgg16bn_classifier")
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6, msg=name)
+    history_a = json.loads((clean / "classifier" / "metrics.json").read_text())["history"]
+    history_b = json.loads((killed / "classifier" / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in history_b] == [1, 2, 3, 4]
+    assert [h["loss"] for h in history_a] == pytest.approx([h["loss"] for h in history_b],
+                                                           rel=1e-5)
+
+
+def test_cli_train_rejects_bad_override(tiny_phantom: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from WeakSegLib.cli import EXIT_BAD_INPUT, main
+
+    assert main(["train", "--data", str(tiny_phantom), "--out", str(tmp_path / "r"),
+                 "--set", "classifier.epochz=1"]) == EXIT_BAD_INPUT
+    assert "has no field 'epochz'" in capsys.readouterr().err

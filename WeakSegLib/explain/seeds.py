@@ -1,0 +1,59 @@
+"""Seed rules of seed 000 §2.1: positive = saliency > 0.8, negative = saliency < 0.2 on slices
+labelled tumour; a healthy slice gets positive all 0 and negative all 1 and is never explained."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import Profile, SeedConfig
+from .registry import get_explainer
+
+
+def _numpy(a: Any) -> np.ndarray:
+    return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+
+
+def _labels(labels: Any, n: int) -> np.ndarray:
+    lab = _numpy(labels).reshape(-1)
+    if lab.shape[0] != n:
+        raise ValueError(f"{lab.shape[0]} labels for {n} slices")
+    return lab.astype(bool)
+
+
+def seeds_from_saliency(saliency: Any, labels: Any, pos: float = 0.8,
+                        neg: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean (positive, negative) seeds ``[B, H, W]`` from maps in [0, 1] and slice labels."""
+    sal = _numpy(saliency)
+    if sal.ndim != 3:
+        raise ValueError(f"saliency must be [B, H, W], got shape {sal.shape}")
+    tumour = _labels(labels, sal.shape[0])[:, None, None]
+    positive = (sal > pos) & tumour
+    negative = (sal < neg) | ~tumour
+    return positive, negative
+
+
+def compute_seeds(model: nn.Module, images: Any, labels: Any,
+                  cfg: SeedConfig | Profile | None = None, source: str | None = None,
+                  return_saliency: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seeds for a batch ``[B, C, H, W]``; only slices labelled 1 go through the explainer.
+
+    ``source`` defaults to ``cfg.method``; with ``return_saliency`` the float32 maps (zeros on
+    healthy slices) come third.
+    """
+    cfg = cfg.seeds if isinstance(cfg, Profile) else (cfg or SeedConfig())
+    x = images if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images))
+    if x.ndim != 4:
+        raise ValueError(f"images must be [B, C, H, W], got shape {tuple(x.shape)}")
+    tumour = _labels(labels, x.shape[0])
+    saliency = np.zeros((x.shape[0], *x.shape[-2:]), dtype=np.float32)
+    if tumour.any():
+        explain = get_explainer(source or cfg.method, cfg)
+        index = torch.as_tensor(np.flatnonzero(tumour))
+        saliency[tumour] = _numpy(explain(model, x[index].float())).astype(np.float32)
+    positive, negative = seeds_from_saliency(saliency, tumour, cfg.positive_threshold,
+                                             cfg.negative_threshold)
+    return (positive, negative, saliency) if return_saliency else (positive, negative)
