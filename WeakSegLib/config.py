@@ -42,6 +42,10 @@ class ClassifierConfig:
     epochs: int = 100
     batch_size: int = 32
     time_budget_s: float | None = None
+    # Flips + intensity jitter: on the 6-patient real sample they lift validation AUC from
+    # ~0.5 (memorised patients) to 0.8–0.9 (benchmarks/results notes, issue 3).
+    augment: bool = True
+    intensity_jitter: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -74,12 +78,14 @@ class GanConfig:
 @dataclass(frozen=True)
 class ConverterConfig:
     max_negative_fraction: float = 0.95
+    min_classifier_score: float = 0.5   # true positives: label 1 and classifier score ≥ this
     l1_weight: float = 100.0
     adversarial_weight: float = 1.0
     kl_weight: float = 1.0
     epochs: int = 100
     batch_size: int = 32
     lr: float = 2e-4
+    beta1: float = 0.5
     time_budget_s: float | None = None
 
 
@@ -167,7 +173,7 @@ def _fast() -> Profile:
         name="fast",
         data=DataConfig(inplane_scale=0.5, size=64),
         classifier=ClassifierConfig(width_divisor=4, upsample=1, epochs=12, batch_size=32,
-                                    plateau_patience=2, time_budget_s=240.0),
+                                    plateau_patience=3, time_budget_s=240.0),
         seeds=SeedConfig(rise_masks=250, rise_batch=125),
         gan=GanConfig(width_divisor=4, epochs=10, halve_every=5, time_budget_s=180.0),
         converter=ConverterConfig(epochs=8, time_budget_s=180.0),

@@ -85,6 +85,8 @@ def train(cohort: Cohort, run_dir: Path, profile: Profile, device: str = "auto",
         raise InputError(None, f"unknown stages {unknown}; this version has {list(STAGES)}")
     torch_device = resolve_device(device)
     dist = init_distributed(torch_device)
+    if not dist.is_main:          # one event stream per run: rank 0 speaks for all
+        events = EventWriter()
     configure_backend(profile.runtime, torch_device)
     seed_everything(profile.runtime.seed)
     channels = cohort.common_modalities()

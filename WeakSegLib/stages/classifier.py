@@ -11,7 +11,7 @@ from ..metrics import classifier_metrics
 from ..models.classifier import VGG16BNClassifier
 from ..models.weights import load_model, save_model
 from .base import RunContext, Stage, run_epochs
-from .common import (BestScore, balanced_indices, batches, epoch_generator, predict_scores, shard,
+from .common import (BestScore, augment_batch, balanced_indices, recalibrate_batchnorm, batches, epoch_generator, predict_scores, shard,
                      unwrap, wrap_model)
 from .figures import plot_history
 from .runtime import autocast, to_device
@@ -51,8 +51,12 @@ class ClassifierStage(Stage):
             order = shard(balanced_indices(ctx.train.labels, epoch_generator(seed, epoch)),
                           ctx.dist)
             losses = []
+            rng = epoch_generator(seed, epoch, salt=1 + ctx.dist.rank)
             for chunk in batches(order, cfg.batch_size, drop_last=len(order) > cfg.batch_size):
-                x = to_device(ctx.train.images[chunk], ctx.device, ctx.profile.runtime)
+                images = ctx.train.images[chunk]
+                if cfg.augment:
+                    images = augment_batch(images, rng, cfg.intensity_jitter)
+                x = to_device(images, ctx.device, ctx.profile.runtime)
                 y = torch.as_tensor(ctx.train.labels[chunk], dtype=torch.float32,
                                     device=ctx.device)
                 with autocast(ctx.profile.runtime, ctx.device):
@@ -61,6 +65,7 @@ class ClassifierStage(Stage):
                 loss.backward()
                 optimiser.step()
                 losses.append(loss.item())
+            recalibrate_batchnorm(unwrap(model), ctx.train.images[order], ctx)
             scores = predict_scores(model, val.images, ctx)
             metrics = classifier_metrics(val.labels, scores)
             auc = metrics["auc"] if np.isfinite(metrics["auc"]) else 0.0

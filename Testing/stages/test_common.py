@@ -1,0 +1,63 @@
+"""Shared stage helpers: sampling, sharding, augmentation, BatchNorm recalibration."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from WeakSegLib.config import get_profile
+from WeakSegLib.data.slices import SliceSet
+from WeakSegLib.stages.base import RunContext
+from WeakSegLib.stages.common import (augment_batch, balanced_indices, batches, epoch_generator,
+                                      recalibrate_batchnorm, shard)
+from WeakSegLib.stages.runtime import DistInfo
+
+
+def _slices(n: int = 8) -> SliceSet:
+    return SliceSet(np.zeros((n, 1, 8, 8), np.float32), np.zeros(n, np.uint8), np.zeros(n, int),
+                    np.arange(n), ["c"], ["flair"])
+
+
+def test_balanced_indices_draw_both_classes_equally() -> None:
+    labels = np.array([1] * 90 + [0] * 10)
+    drawn = labels[balanced_indices(labels, np.random.default_rng(0), n=20000)]
+    assert abs(drawn.mean() - 0.5) < 0.02
+
+
+def test_epoch_generator_is_reproducible() -> None:
+    a = epoch_generator(3, 7).random(5)
+    assert np.array_equal(a, epoch_generator(3, 7).random(5))
+    assert not np.array_equal(a, epoch_generator(3, 8).random(5))
+
+
+def test_shards_partition_an_epoch() -> None:
+    order = np.arange(11)
+    parts = [shard(order, DistInfo(rank, 2)) for rank in range(2)]
+    assert sorted(np.concatenate(parts).tolist()) == order.tolist()
+    assert [len(b) for b in batches(order, 4)] == [4, 4, 3]
+    assert [len(b) for b in batches(order, 4, drop_last=True)] == [4, 4]
+
+
+def test_augment_flips_and_scales_without_touching_the_input() -> None:
+    image = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4).repeat(64, axis=0)
+    out = augment_batch(image, np.random.default_rng(0), jitter=0.0)
+    assert np.array_equal(image[0, 0], np.arange(16).reshape(4, 4))           # input intact
+    variants = {tuple(o.ravel()) for o in out}
+    expected = {tuple(v.ravel()) for v in (image[0], image[0][..., ::-1], image[0][..., ::-1, :],
+                                           image[0][..., ::-1, ::-1])}
+    assert variants == expected                                               # all four flips
+    scaled = augment_batch(image, np.random.default_rng(0), jitter=0.1)
+    ratio = scaled.sum(axis=(1, 2, 3)) / image.sum(axis=(1, 2, 3))
+    assert np.all((ratio >= 0.9) & (ratio <= 1.1)) and ratio.std() > 0
+
+
+def test_recalibrated_batchnorm_matches_the_data(tmp_path: Path) -> None:
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.BatchNorm2d(3))
+    images = np.random.default_rng(0).normal(5.0, 2.0, (40, 1, 8, 8)).astype(np.float32)
+    ctx = RunContext(tmp_path, get_profile("fast"), torch.device("cpu"), _slices(), _slices())
+    recalibrate_batchnorm(model, images, ctx, batch_size=10)
+    with torch.no_grad():
+        features = model[0](torch.as_tensor(images))
+    torch.testing.assert_close(model[1].running_mean, features.mean(dim=(0, 2, 3)),
+                               rtol=1e-4, atol=1e-4)
