@@ -83,10 +83,10 @@ def run_epochs(ctx: RunContext, stage: str, epochs: int, budget_s: float | None,
         record = {"epoch": epoch + 1, **one_epoch(epoch)}
         elapsed += time.monotonic() - tic
         history.append(record)
+        if ctx.dist.is_main:     # checkpoint first: a client that sees the event may kill us
+            checkpoint.save(epoch + 1, {"history": history, "elapsed": elapsed})
         ctx.events.progress(stage, epoch + 1, epochs, unit)
         for name, value in record.items():
             if name != "epoch":
                 ctx.events.metric(stage, name, float(value))
-        if ctx.dist.is_main:
-            checkpoint.save(epoch + 1, {"history": history, "elapsed": elapsed})
     return history
