@@ -175,8 +175,10 @@ def _fast() -> Profile:
         classifier=ClassifierConfig(width_divisor=4, upsample=1, epochs=12, batch_size=32,
                                     plateau_patience=3, time_budget_s=240.0),
         seeds=SeedConfig(rise_masks=250, rise_batch=125),
-        gan=GanConfig(width_divisor=4, epochs=10, halve_every=5, time_budget_s=180.0),
-        converter=ConverterConfig(epochs=8, time_budget_s=180.0),
+        # ~130 healthy training slices make 4–5 batches an epoch: 10 epochs gave G 30 updates and
+        # flat grey samples; 400 epochs (~1,200 updates) give brain-like ones (issue 3 note).
+        gan=GanConfig(width_divisor=4, epochs=400, halve_every=200, time_budget_s=240.0),
+        converter=ConverterConfig(epochs=100, time_budget_s=240.0),
         segmenter=SegmenterConfig(epochs=10, halve_every=4, time_budget_s=180.0),
         inference=InferenceConfig(patch=64, stride=32),
         runtime=RuntimeConfig(channels_last=True),

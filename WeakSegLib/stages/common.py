@@ -27,8 +27,18 @@ def balanced_indices(labels: np.ndarray, rng: np.random.Generator, n: int | None
 
 
 def shard(indices: np.ndarray, dist: DistInfo) -> np.ndarray:
-    """This rank's share of an epoch's sample order (DistributedSampler's striding)."""
-    return indices[dist.rank::dist.world_size] if dist.enabled else indices
+    """This rank's share of an epoch's sample order (DistributedSampler's striding), trimmed to
+    a multiple of the world size: every rank must run the same number of batches, or DDP hangs
+    waiting for the one with an extra batch."""
+    if not dist.enabled:
+        return indices
+    usable = len(indices) - len(indices) % dist.world_size
+    return indices[:usable][dist.rank::dist.world_size]
+
+
+def even_shard(dist: DistInfo, *orders: np.ndarray) -> list[np.ndarray]:
+    """``shard`` of several parallel sample orders at once."""
+    return [shard(order, dist) for order in orders]
 
 
 def batches(indices: np.ndarray, batch_size: int, drop_last: bool = False
