@@ -59,8 +59,11 @@ def test_classifier_and_seeds_write_manifest_and_artefacts(tiny_phantom: Path,
     # the same folder again without --resume: refused, nothing lost
     with pytest.raises(InputError, match="already holds a run"):
         train(discover_cohort(tiny_phantom), run, tiny_profile(), show_progress=False)
-    with pytest.raises(InputError, match="other settings"):
+    with pytest.raises(InputError, match="other settings.*classifier.lr"):
         train(discover_cohort(tiny_phantom), run, tiny_profile("classifier.lr=0.1"),
+              resume=True, show_progress=False)
+    with pytest.raises(InputError, match="other settings.*data.trim"):
+        train(discover_cohort(tiny_phantom), run, tiny_profile("data.trim=9"),
               resume=True, show_progress=False)
 
 

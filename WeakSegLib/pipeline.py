@@ -131,14 +131,7 @@ def _open_manifest(run_dir: Path, resume: bool, profile: Profile, channels: list
         if manifest.data["profile"] != profile.name:
             raise InputError(run_dir, f"was trained with profile '{manifest.data['profile']}', "
                              f"not '{profile.name}'")
-        recorded, now = manifest.data["config"], json.loads(json.dumps(asdict(profile)))
-        changed = [f"{section}.{key}" for section, values in now.items()
-                   if isinstance(values, dict)
-                   for key, value in values.items()
-                   if recorded.get(section, {}).get(key) != value]
-        if changed:
-            raise InputError(run_dir, "was trained with other settings; resume with the same "
-                             f"ones (differ: {', '.join(changed)})")
+        _check_resumable_config(manifest, profile, run_dir)
         return manifest
     if resume:
         raise InputError(run_dir, "nothing to resume: no manifest.json in this folder")
@@ -149,6 +142,36 @@ def _open_manifest(run_dir: Path, resume: bool, profile: Profile, channels: list
                            channels=channels,
                            data={"fingerprint": fingerprint, "cases": cohort.names},
                            split={"train": train_cases, "val": val})
+
+
+#: config section → the stage it configures; data and runtime shape every stage.
+SECTION_STAGE = {"classifier": "classifier", "seeds": "seeds", "gan": "dcgan",
+                 "converter": "converter"}
+
+
+def _check_resumable_config(manifest: Manifest, profile: Profile, run_dir: Path) -> None:
+    """Settings of finished stages (and of data/runtime) must not change on resume; settings of
+    stages still to run may, and the manifest then records the new ones."""
+    recorded, now = manifest.data["config"], json.loads(json.dumps(asdict(profile)))
+    frozen, updated = [], []
+    for section, values in now.items():
+        if not isinstance(values, dict):
+            continue
+        for key, value in values.items():
+            if recorded.get(section, {}).get(key) == value:
+                continue
+            stage = SECTION_STAGE.get(section)
+            shapes_all = stage is None and section in ("data", "runtime")
+            if shapes_all or manifest.status(stage) == "done":
+                frozen.append(f"{section}.{key}")
+            else:
+                updated.append(f"{section}.{key}")
+    if frozen:
+        raise InputError(run_dir, "was trained with other settings for what is already done; "
+                         f"resume with the same ones (differ: {', '.join(frozen)})")
+    if updated:
+        manifest.data["config"] = now
+        manifest.save()
 
 
 def _run_stage(stage: Stage, ctx: RunContext, manifest: Manifest, events: EventWriter) -> None:

@@ -42,15 +42,23 @@ def main() -> None:
     result = {
         "machine": describe_machine(), "profile": args.profile, "device": args.device,
         "data": str(DATA), "split": manifest.data["split"],
-        "total_seconds": round(time.monotonic() - started, 1),
+        "this_call_seconds": round(time.monotonic() - started, 1),
         "stage_seconds": {s: e.get("seconds") for s, e in manifest.data["stages"].items()},
     }
+    result["stage_seconds_total"] = round(sum(v or 0 for v in result["stage_seconds"].values()), 1)
     for stage in ("classifier", "seeds", "dcgan", "converter"):
         path = args.out / stage / "metrics.json"
         if path.is_file():
             metrics = json.loads(path.read_text())
             metrics.pop("history", None)
             result[stage] = metrics
+    figures = {"classifier/figures/history.png": "classifier_history.png",
+               "seeds/figures/seeds.png": "seeds.png", "dcgan/figures/samples.png": "dcgan_samples.png",
+               "converter/figures/variants.png": "converter_variants.png"}
+    for source, name in figures.items():
+        if (args.out / source).is_file():
+            target = args.result.parent / f"{args.result.stem}_{name}"
+            target.write_bytes((args.out / source).read_bytes())
     args.result.parent.mkdir(parents=True, exist_ok=True)
     args.result.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
