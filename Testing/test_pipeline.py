@@ -67,6 +67,30 @@ def test_classifier_and_seeds_write_manifest_and_artefacts(tiny_phantom: Path,
               resume=True, show_progress=False)
 
 
+def test_cases_without_labels_are_refused_before_anything_is_written(no_label_case: Path,
+                                                                     tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="without a mask or slice labels: BraTS-GLI-00001-000"):
+        train(discover_cohort(no_label_case), tmp_path / "run", tiny_profile(),
+              show_progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_slice_ranges_replace_masks(no_label_case: Path, tmp_path: Path) -> None:
+    """A case with no mask trains from the radiologist's tumour slice range."""
+    from WeakSegLib.data.labels import labels_from_ranges
+
+    ranges = tmp_path / "ranges.csv"
+    ranges.write_text("case,first_slice,last_slice\nBraTS-GLI-00001-000,60,100\n")
+    labels = labels_from_ranges(ranges, {"BraTS-GLI-00001-000": 155})
+    from WeakSegLib.data.slices import build_slice_set
+
+    slices = build_slice_set(discover_cohort(no_label_case), get_profile("fast").data,
+                             ["flair", "t1", "t1ce", "t2"], labels)
+    assert slices.masks is None
+    assert set(slices.labels[(slices.slice_index >= 60) & (slices.slice_index <= 100)]) == {1}
+    assert set(slices.labels[(slices.slice_index < 60) | (slices.slice_index > 100)]) == {0}
+
+
 def test_resume_without_manifest_is_refused(tiny_phantom: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="nothing to resume"):
         train(discover_cohort(tiny_phantom), tmp_path / "new", tiny_profile(), resume=True,

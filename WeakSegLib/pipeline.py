@@ -83,6 +83,12 @@ def train(cohort: Cohort, run_dir: Path, profile: Profile, device: str = "auto",
     unknown = [s for s in wanted if s not in STAGES]
     if unknown:
         raise InputError(None, f"unknown stages {unknown}; this version has {list(STAGES)}")
+    unlabelled = [c.name for c in cohort
+                  if c.mask is None and (labels is None or c.name not in labels)]
+    if unlabelled:
+        raise InputError(cohort.cases[0].folder.parent if cohort.cases[0].folder else None,
+                         f"cases without a mask or slice labels: {', '.join(unlabelled)}; give "
+                         "--labels labels.csv or --ranges ranges.csv for them")
     torch_device = resolve_device(device)
     dist = init_distributed(torch_device)
     if not dist.is_main:          # one event stream per run: rank 0 speaks for all
