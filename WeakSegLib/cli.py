@@ -163,6 +163,36 @@ def cmd_train(args: argparse.Namespace, events: EventWriter) -> int:
     return 0
 
 
+def cmd_postprocess(args: argparse.Namespace, events: EventWriter) -> int:
+    """Anatomical-consistency operations on one label map, on its own grid."""
+    import SimpleITK as sitk
+
+    from .data.reader import Geometry, read_image, write_label_map
+    from .postprocess.ops import apply_ops, parse_ops
+
+    try:
+        parse_ops(args.ops)
+    except ValueError as err:
+        raise InputError(None, f"--ops: {err}") from None
+    image = read_image(args.input)
+    geometry = Geometry.of(image)
+    context: dict = {"spacing": geometry.spacing_zyx}
+    if args.reference:
+        reference = read_image(args.reference)
+        if diffs := Geometry.of(reference).differences(geometry):
+            raise InputError(args.reference, "is not on the label map's grid: " + "; ".join(diffs))
+        intensity = sitk.GetArrayFromImage(reference).astype("float32")
+        context.update(intensity=intensity, brain=intensity != 0)
+    try:
+        result = apply_ops(sitk.GetArrayFromImage(image) > 0, args.ops, **context)
+    except ValueError as err:
+        raise InputError(args.input, str(err)) from None
+    write_label_map(args.out, result, geometry, overwrite=args.overwrite)
+    events.artefact("postprocess", args.out)
+    _say(args, f"wrote {args.out} ({int(result.sum())} voxels after {args.ops})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="weakseg",
@@ -200,6 +230,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", action="store_true", help="print only the per-method means")
     p.add_argument("--overwrite", action="store_true", help="replace an existing metrics.json")
     p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("postprocess", parents=[common],
+                       help="anatomical-consistency operations on a label map",
+                       description="Operations in order, e.g. --ops largest,fill_holes,"
+                       "min_volume:100. Known: largest, fill_holes, min_volume:MM3, open[:LENGTH], "
+                       "inside, left, right, tube, tumour[:MIN_SLICES]. left/right/tube need "
+                       "--reference (the image: brain mask and intensities).")
+    p.add_argument("--input", required=True, type=Path, help="label map (NIfTI/NRRD)")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--ops", required=True)
+    p.add_argument("--reference", type=Path, help="image on the same grid (e.g. FLAIR)")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_postprocess)
+
     p = sub.add_parser("demo", parents=[common], help="phantom cohort → methods → evaluation",
                        description="Builds a phantom cohort, runs every available method on it "
                        "and prints the evaluation table.")
