@@ -31,7 +31,7 @@ STAGES: dict[str, type[Stage]] = {ClassifierStage.name: ClassifierStage}
 def _register_optional() -> None:
     """Stages whose modules exist are added in pipeline order."""
     for module, cls in (("seeds", "SeedsStage"), ("dcgan", "DcganStage"),
-                        ("converter", "ConverterStage")):
+                        ("converter", "ConverterStage"), ("segmenter", "SegmenterStage")):
         try:
             stage = getattr(__import__(f"{__package__}.stages.{module}", fromlist=[cls]), cls)
         except (ImportError, AttributeError):
@@ -152,7 +152,7 @@ def _open_manifest(run_dir: Path, resume: bool, profile: Profile, channels: list
 
 #: config section → the stage it configures; data and runtime shape every stage.
 SECTION_STAGE = {"classifier": "classifier", "seeds": "seeds", "gan": "dcgan",
-                 "converter": "converter"}
+                 "converter": "converter", "segmenter": "segmenter"}
 
 
 def _check_resumable_config(manifest: Manifest, profile: Profile, run_dir: Path) -> None:
