@@ -123,6 +123,19 @@ def array_to_volume_node(scene: Any, array: np.ndarray, geometry: Geometry, name
     return node
 
 
+def _read_into(scene: Any, node: Any, storage_class: str, path: Path) -> Any:
+    """Read ``path`` into ``node`` through a new storage node; on failure leave nothing behind."""
+    storage = scene.AddNewNodeByClass(storage_class)
+    storage.SetFileName(str(path))
+    if not storage.ReadData(node):
+        scene.RemoveNode(node)
+        scene.RemoveNode(storage)
+        raise OSError(f"Slicer could not read {path}")
+    node.SetAndObserveStorageNodeID(storage.GetID())
+    node.CreateDefaultDisplayNodes()
+    return node
+
+
 def load_volume_node(scene: Any, path: str | Path, name: str | None = None,
                      labelmap: bool = False) -> Any:
     """Read an image file (NIfTI, NRRD, ...) into a new volume node with Slicer's own reader.
@@ -139,15 +152,7 @@ def load_volume_node(scene: Any, path: str | Path, name: str | None = None,
                 break
     cls = "vtkMRMLLabelMapVolumeNode" if labelmap else "vtkMRMLScalarVolumeNode"
     node = scene.AddNewNodeByClass(cls, name)
-    storage = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
-    storage.SetFileName(str(path))
-    if not storage.ReadData(node):
-        scene.RemoveNode(node)
-        scene.RemoveNode(storage)
-        raise OSError(f"Slicer could not read {path}")
-    node.SetAndObserveStorageNodeID(storage.GetID())
-    node.CreateDefaultDisplayNodes()
-    return node
+    return _read_into(scene, node, "vtkMRMLVolumeArchetypeStorageNode", path)
 
 
 # ---------------------------------------------------------------- segmentations
@@ -291,15 +296,7 @@ def load_segmentation_node(scene: Any, path: str | Path, name: str | None = None
     path = Path(path)
     node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode",
                                    name or path.name.split(".")[0])
-    storage = scene.AddNewNodeByClass("vtkMRMLSegmentationStorageNode")
-    storage.SetFileName(str(path))
-    if not storage.ReadData(node):
-        scene.RemoveNode(node)
-        scene.RemoveNode(storage)
-        raise OSError(f"Slicer could not read {path}")
-    node.SetAndObserveStorageNodeID(storage.GetID())
-    node.CreateDefaultDisplayNodes()
-    return node
+    return _read_into(scene, node, "vtkMRMLSegmentationStorageNode", path)
 
 
 def save_labelmap_nifti(segmentation_node: Any, reference_volume_node: Any,

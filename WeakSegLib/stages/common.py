@@ -1,14 +1,14 @@
 """Small pieces several stages use: batching, balanced sampling, scoring, model wrapping."""
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
 from .base import RunContext
-from .runtime import DistInfo, to_device
+from .runtime import DistInfo, autocast, to_device
 
 
 def epoch_generator(seed: int, epoch: int, salt: int = 0) -> np.random.Generator:
@@ -97,18 +97,29 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 @torch.no_grad()
-def predict_scores(model: nn.Module, images: np.ndarray, ctx: RunContext,
-                   batch_size: int = 64) -> np.ndarray:
-    """Classifier probabilities for (N, C, H, W) slices, in eval mode."""
+def predict_batched(model: nn.Module, images: np.ndarray, ctx: RunContext,
+                    output: Callable[[torch.Tensor], torch.Tensor],
+                    batch_size: int = 64) -> np.ndarray:
+    """Eval-mode predictions over (N, C, H, W) slices in batches; ``output`` maps the model's
+    raw output of a batch to what is kept (probabilities, maps). The train/eval mode is restored."""
     model = unwrap(model)
     was_training = model.training
     model.eval()
     out = []
     for chunk in batches(np.arange(len(images)), batch_size):
         x = to_device(images[chunk], ctx.device, ctx.profile.runtime)
-        out.append(torch.sigmoid(model(x).float()).reshape(-1).cpu().numpy())
+        with autocast(ctx.profile.runtime, ctx.device):
+            raw = model(x)
+        out.append(output(raw.float()).cpu().numpy())
     model.train(was_training)
-    return np.concatenate(out) if out else np.zeros(0, np.float32)
+    return np.concatenate(out) if out else np.zeros((0,), np.float32)
+
+
+def predict_scores(model: nn.Module, images: np.ndarray, ctx: RunContext,
+                   batch_size: int = 64) -> np.ndarray:
+    """Classifier probabilities for (N, C, H, W) slices."""
+    return predict_batched(model, images, ctx, lambda logits: torch.sigmoid(logits).reshape(-1),
+                           batch_size)
 
 
 class BestScore:

@@ -24,8 +24,8 @@ from ..metrics import per_slice_dice
 from ..models.unet import UNet
 from ..models.weights import load_model, save_model
 from .base import RunContext, Stage, run_epochs
-from .common import (batches, epoch_generator, even_shard, recalibrate_batchnorm, unwrap,
-                     wrap_model)
+from .common import (batches, epoch_generator, even_shard, predict_batched, recalibrate_batchnorm,
+                     unwrap, wrap_model)
 from .converter import load_seeds, load_variants
 from .dcgan import mean_records
 from .figures import slice_panels
@@ -168,20 +168,11 @@ def train_segmenter(ctx: RunContext, name: str, slice_index: np.ndarray,
     return unet.eval(), history
 
 
-@torch.no_grad()
 def predict_probabilities(model: nn.Module, images: np.ndarray, ctx: RunContext,
                           batch_size: int = 64) -> np.ndarray:
     """S ``(N, S, S)`` float32 for ``(N, C, S, S)`` slices, in eval mode."""
-    model = unwrap(model)
-    was_training = model.training
-    model.eval()
-    out = np.zeros((len(images), *images.shape[-2:]), np.float32)
-    for chunk in batches(np.arange(len(images)), batch_size):
-        x = to_device(images[chunk], ctx.device, ctx.profile.runtime)
-        with autocast(ctx.profile.runtime, ctx.device):
-            out[chunk] = model(x).float()[:, 0].cpu().numpy()
-    model.train(was_training)
-    return out
+    return predict_batched(model, images, ctx, lambda maps: maps[:, 0], batch_size).astype(
+        np.float32).reshape(len(images), *images.shape[-2:])
 
 
 def tumour_slice_scores(data: SliceSet, probabilities: np.ndarray) -> dict[str, float] | None:
