@@ -1,4 +1,4 @@
-"""Issue 3's real-data check: train stages 1–4 on brats2018-sample (6 train / 2 validation cases),
+"""Issue 3's real-data check (and a first look at stage 5): train the stages on brats2018-sample (6 train / 2 validation cases),
 record stage wall times, classifier AUC/sensitivity/specificity and the seed overlap of RISE and
 Grad-CAM++, and name the machine.
 
@@ -46,7 +46,7 @@ def main() -> None:
         "stage_seconds": {s: e.get("seconds") for s, e in manifest.data["stages"].items()},
     }
     result["stage_seconds_total"] = round(sum(v or 0 for v in result["stage_seconds"].values()), 1)
-    for stage in ("classifier", "seeds", "dcgan", "converter"):
+    for stage in ("classifier", "seeds", "dcgan", "converter", "segmenter"):
         path = args.out / stage / "metrics.json"
         if path.is_file():
             metrics = json.loads(path.read_text())
@@ -54,7 +54,8 @@ def main() -> None:
             result[stage] = metrics
     figures = {"classifier/figures/history.png": "classifier_history.png",
                "seeds/figures/seeds.png": "seeds.png", "dcgan/figures/samples.png": "dcgan_samples.png",
-               "converter/figures/variants.png": "converter_variants.png"}
+               "converter/figures/variants.png": "converter_variants.png",
+               "segmenter/figures/segmentations.png": "segmenter.png"}
     for source, name in figures.items():
         if (args.out / source).is_file():
             target = args.result.parent / f"{args.result.stem}_{name}"
