@@ -17,7 +17,7 @@ from WeakSegLib.config import SegmenterConfig
 from WeakSegLib.models.unet import UNet
 from WeakSegLib.models.weights import load_model
 from WeakSegLib.stages.base import RunContext
-from WeakSegLib.stages.converter import write_case_arrays
+from WeakSegLib.stages.case_files import write_case_arrays
 from WeakSegLib.stages.losses import reconstruction_loss, seed_loss, segmenter_loss, size_loss
 from WeakSegLib.stages.segmenter import (SegmenterStage, build_segmenter, flip_together,
                                          load_probabilities, segmenter_data, segmenter_step)

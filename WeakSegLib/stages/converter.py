@@ -20,8 +20,8 @@ from ..models.dcgan import Discriminator, Generator
 from ..models.unet import UNet, UNetOutput
 from ..models.weights import load_model, save_model
 from .base import RunContext, Stage, run_epochs
-from .common import batches, epoch_generator, unwrap, wrap_model
-from .common import even_shard
+from .case_files import read_case_arrays, write_case_arrays
+from .common import batches, epoch_generator, even_shard, unwrap, wrap_model
 from .dcgan import (adam, discriminator_step, generator_loss, healthy_flair, load_gan, mean_records,
                     seed_epoch)
 from .figures import seed_codes, slice_panels
@@ -32,46 +32,6 @@ _FIGURE_ROWS = 6
 
 
 # --------------------------------------------------------------------------- per-case files
-def read_case_arrays(folder: Path, data: SliceSet, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Arrays from ``folder/<case>.npz`` (one row per slice, with ``slice_index``) put in the
-    row order of ``data``, matched by case and slice index; a missing case or slice is an error."""
-    folder, out = Path(folder), {}
-    for number, case in enumerate(data.cases):
-        rows = np.flatnonzero(data.case_index == number)
-        if not len(rows):
-            continue
-        path = folder / f"{case}.npz"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: missing; rerun the stage that writes {folder.name}/")
-        with np.load(path, allow_pickle=False) as npz:
-            where = {int(s): i for i, s in enumerate(npz["slice_index"])}
-            missing = [int(s) for s in data.slice_index[rows] if int(s) not in where]
-            if missing:
-                raise ValueError(f"{path}: no rows for slices {missing[:5]} of case {case}; "
-                                 "it was written for other slices — rerun that stage")
-            pick = np.array([where[int(s)] for s in data.slice_index[rows]], int)
-            for key in keys:
-                values = npz[key][pick]
-                if key not in out:
-                    out[key] = np.zeros((len(data), *values.shape[1:]), values.dtype)
-                out[key][rows] = values
-    return out
-
-
-def write_case_arrays(folder: Path, data: SliceSet, arrays: dict[str, np.ndarray]) -> list[Path]:
-    """``folder/<case>.npz`` with ``slice_index`` and each array's rows of that case."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for number, case in enumerate(data.cases):
-        rows = np.flatnonzero(data.case_index == number)
-        if len(rows):
-            path = folder / f"{case}.npz"
-            np.savez_compressed(path, slice_index=data.slice_index[rows],
-                                **{k: v[rows] for k, v in arrays.items()})
-            paths.append(path)
-    return paths
-
-
 def load_seeds(run_dir: Path, data: SliceSet) -> dict[str, np.ndarray]:
     """positive, negative (bool) and saliency (float32) of stage 2, in ``data``'s row order."""
     seeds = read_case_arrays(Path(run_dir) / "seeds", data, ("positive", "negative", "saliency"))

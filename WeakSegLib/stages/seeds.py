@@ -17,6 +17,7 @@ from ..explain.seeds import seeds_from_saliency
 from ..metrics import seed_overlap
 from ..progress import track
 from .base import RunContext, Stage
+from .case_files import write_case_arrays
 from .classifier import load_classifier
 from .common import batches
 from .figures import seed_codes, slice_panels
@@ -74,17 +75,9 @@ class SeedsStage(Stage):
                sources: list[str]) -> list[Path]:
         data, chosen = ctx.train, results[sources[0]]
         out_dir = ctx.stage_dir(self.name)
-        artefacts: list[Path] = []
-        for number, case in enumerate(data.cases):
-            rows = np.flatnonzero(data.case_index == number)
-            if not len(rows):
-                continue
-            path = out_dir / f"{case}.npz"
-            np.savez_compressed(path, slice_index=data.slice_index[rows],
-                                positive=chosen["positive"][rows],
-                                negative=chosen["negative"][rows],
-                                saliency=chosen["saliency"][rows].astype(np.float16))
-            artefacts.append(path)
+        artefacts = write_case_arrays(out_dir, data, {
+            "positive": chosen["positive"], "negative": chosen["negative"],
+            "saliency": chosen["saliency"].astype(np.float16)})
         metrics = {"source": sources[0], "n_slices": len(data),
                    "n_tumour_slices": int(data.labels.sum())}
         if data.masks is not None:
