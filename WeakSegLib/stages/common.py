@@ -11,6 +11,20 @@ from .base import RunContext
 from .runtime import DistInfo, autocast, to_device
 
 
+_RANK_STRIDE = 100_003      # torch seeds of different ranks never collide
+
+
+def seed_epoch(seed: int, epoch: int, dist: DistInfo) -> None:
+    """Torch's draws (latents, reparameterisation) per epoch and rank: a resumed epoch repeats
+    exactly, and DDP ranks do not all draw the same latents."""
+    torch.manual_seed(seed + epoch + _RANK_STRIDE * dist.rank)
+
+
+def mean_records(records: list[dict[str, float]]) -> dict[str, float]:
+    return {key: float(np.mean([r[key] for r in records])) for key in records[0]} if records \
+        else {}
+
+
 def epoch_generator(seed: int, epoch: int, salt: int = 0) -> np.random.Generator:
     """One generator per (stage, epoch): a resumed epoch draws exactly what it would have."""
     return np.random.default_rng([seed, epoch, salt])

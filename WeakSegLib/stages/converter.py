@@ -21,9 +21,9 @@ from ..models.unet import UNet, UNetOutput
 from ..models.weights import load_model, save_model
 from .base import RunContext, Stage, run_epochs
 from .case_files import read_case_arrays, write_case_arrays
-from .common import batches, epoch_generator, even_shard, unwrap, wrap_model
-from .dcgan import (adam, discriminator_step, generator_loss, healthy_flair, load_gan, mean_records,
-                    seed_epoch)
+from .common import (batches, epoch_generator, even_shard, mean_records, seed_epoch, unwrap,
+                     wrap_model)
+from .dcgan import adam, discriminator_step, generator_loss, healthy_flair, load_gan
 from .figures import seed_codes, slice_panels
 from .runtime import autocast, to_device
 

@@ -18,31 +18,20 @@ from ..config import GanConfig
 from ..models.dcgan import BLOCKS, Discriminator, Generator
 from ..models.weights import load_model, save_model
 from .base import RunContext, Stage, run_epochs
-from .common import batches, epoch_generator, even_shard, unwrap, wrap_model
+from .common import (batches, epoch_generator, even_shard, mean_records, seed_epoch, unwrap,
+                     wrap_model)
 from .figures import plot_history, slice_panels
-from .runtime import DistInfo, autocast, to_device
+from .runtime import autocast, to_device
 
 #: Below this many healthy training slices the DCGAN also takes the validation set's.
 MIN_HEALTHY = 8
 #: G's (and the converter's) target for D(fake): the non-saturating generator loss.
 GENERATOR_TARGET = 1.0
 _SALT = 3            # epoch_generator salt: this stage's draws differ from other stages'
-_RANK_STRIDE = 100_003
 _SAMPLES = 16
 
 
 # --------------------------------------------------------------------------- shared pieces
-def seed_epoch(seed: int, epoch: int, dist: DistInfo) -> None:
-    """Torch's draws (latents, reparameterisation) per epoch and rank: a resumed epoch repeats
-    exactly, and DDP ranks do not all draw the same latents."""
-    torch.manual_seed(seed + epoch + _RANK_STRIDE * dist.rank)
-
-
-def mean_records(records: list[dict[str, float]]) -> dict[str, float]:
-    return {key: float(np.mean([r[key] for r in records])) for key in records[0]} if records \
-        else {}
-
-
 def adam(model: nn.Module, lr: float, beta1: float) -> torch.optim.Adam:
     return torch.optim.Adam(model.parameters(), lr=lr, betas=(beta1, 0.999))
 

@@ -24,10 +24,9 @@ from ..metrics import per_slice_dice
 from ..models.unet import UNet
 from ..models.weights import load_model, save_model
 from .base import RunContext, Stage, run_epochs
-from .common import (batches, epoch_generator, even_shard, predict_batched, recalibrate_batchnorm,
-                     unwrap, wrap_model)
+from .common import (batches, epoch_generator, even_shard, mean_records, predict_batched,
+                     recalibrate_batchnorm, unwrap, wrap_model)
 from .converter import load_seeds, load_variants
-from .dcgan import mean_records
 from .figures import slice_panels
 from .losses import segmenter_loss
 from .runtime import autocast, to_device
