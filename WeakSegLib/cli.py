@@ -134,10 +134,20 @@ def cmd_evaluate(args: argparse.Namespace, events: EventWriter) -> int:
 def _slice_labels(args: argparse.Namespace, cohort: Cohort) -> dict | None:
     if not (args.labels or args.ranges):
         return None
-    from .data.labels import labels_from_csv, labels_from_ranges
-    from .data.reader import read_image
+    import SimpleITK as sitk
 
-    n_slices = {c.name: read_image(c.images["flair"]).GetSize()[2] for c in cohort}
+    from .data.labels import labels_from_csv, labels_from_ranges
+
+    def depth(path: Path) -> int:          # header only: the voxels are read later, once
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        try:
+            reader.ReadImageInformation()
+        except RuntimeError:
+            raise InputError(path, "cannot read it as an image (NIfTI/NRRD/MHA expected)") from None
+        return reader.GetSize()[2] if len(reader.GetSize()) > 2 else 1
+
+    n_slices = {c.name: depth(c.images["flair"]) for c in cohort}
     if args.labels:
         return labels_from_csv(args.labels, n_slices)
     return labels_from_ranges(args.ranges, n_slices)

@@ -22,24 +22,15 @@ from .manifest import Manifest
 from .progress import track
 from .stages.base import RunContext, Stage
 from .stages.classifier import ClassifierStage
+from .stages.converter import ConverterStage
+from .stages.dcgan import DcganStage
 from .stages.runtime import barrier, configure_backend, init_distributed, resolve_device, seed_everything
+from .stages.seeds import SeedsStage
+from .stages.segmenter import SegmenterStage
 
-#: Stages in order. Later issues append theirs.
-STAGES: dict[str, type[Stage]] = {ClassifierStage.name: ClassifierStage}
-
-
-def _register_optional() -> None:
-    """Stages whose modules exist are added in pipeline order."""
-    for module, cls in (("seeds", "SeedsStage"), ("dcgan", "DcganStage"),
-                        ("converter", "ConverterStage"), ("segmenter", "SegmenterStage")):
-        try:
-            stage = getattr(__import__(f"{__package__}.stages.{module}", fromlist=[cls]), cls)
-        except (ImportError, AttributeError):
-            continue
-        STAGES[stage.name] = stage
-
-
-_register_optional()
+#: Stages in pipeline order.
+STAGES: dict[str, type[Stage]] = {stage.name: stage for stage in (
+    ClassifierStage, SeedsStage, DcganStage, ConverterStage, SegmenterStage)}
 
 
 def split_cases(names: list[str], val_cases: Sequence[str] | None, seed: int,
@@ -150,9 +141,9 @@ def _open_manifest(run_dir: Path, resume: bool, profile: Profile, channels: list
                            split={"train": train_cases, "val": val})
 
 
-#: config section → the stage it configures; data and runtime shape every stage.
-SECTION_STAGE = {"classifier": "classifier", "seeds": "seeds", "gan": "dcgan",
-                 "converter": "converter", "segmenter": "segmenter"}
+#: config section → the stage it configures (each stage names its section); data and runtime
+#: shape every stage.
+SECTION_STAGE = {stage.config_section: name for name, stage in STAGES.items()}
 
 
 def _check_resumable_config(manifest: Manifest, profile: Profile, run_dir: Path) -> None:

@@ -54,11 +54,9 @@ class GridMapping:
         else:
             restored = resize(volume.astype(np.float32), target, order=1, preserve_range=True,
                               anti_aliasing=False)
+        dtype = {"probability": np.float32, "binary": np.uint8}.get(kind, volume.dtype)
         if kind == "binary":
             restored = restored > threshold
-        dtype = np.float32 if kind == "probability" else volume.dtype
-        if kind == "binary":
-            dtype = np.uint8
         out = np.full(self.original_shape, fill, dtype=dtype)
         out[self.box] = restored
         return out

@@ -55,6 +55,7 @@ def _plain(value: Any) -> Any:
 class Stage(ABC):
     name: ClassVar[str]
     requires: ClassVar[tuple[str, ...]] = ()
+    config_section: ClassVar[str]          # the Profile field that configures this stage
 
     @abstractmethod
     def run(self, ctx: RunContext) -> list[Path]:

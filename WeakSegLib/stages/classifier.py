@@ -31,6 +31,7 @@ def load_classifier(run_dir: Path, device: torch.device) -> VGG16BNClassifier:
 
 class ClassifierStage(Stage):
     name = "classifier"
+    config_section = "classifier"
 
     def run(self, ctx: RunContext) -> list[Path]:
         cfg, seed = ctx.profile.classifier, ctx.profile.runtime.seed

@@ -168,6 +168,7 @@ def difference_inside_outside(data: SliceSet, variants: np.ndarray) -> dict[str,
 
 class ConverterStage(Stage):
     name = "converter"
+    config_section = "converter"
     requires = ("classifier", "seeds", "dcgan")
 
     def run(self, ctx: RunContext) -> list[Path]:

@@ -118,6 +118,7 @@ def load_gan(run_dir: Path, device: torch.device) -> tuple[Generator, Discrimina
 
 class DcganStage(Stage):
     name = "dcgan"
+    config_section = "gan"
 
     def run(self, ctx: RunContext) -> list[Path]:
         cfg, seed = ctx.profile.gan, ctx.profile.runtime.seed

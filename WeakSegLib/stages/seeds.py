@@ -50,6 +50,7 @@ def saliency_maps(model: torch.nn.Module, images: np.ndarray, source: str, ctx: 
 
 class SeedsStage(Stage):
     name = "seeds"
+    config_section = "seeds"
     requires = ("classifier",)
 
     def run(self, ctx: RunContext) -> list[Path]:

@@ -246,6 +246,7 @@ def _figure(ctx: RunContext, name: str, probabilities: np.ndarray, variants: np.
 
 class SegmenterStage(Stage):
     name = "segmenter"
+    config_section = "segmenter"
     requires = ("classifier", "seeds", "converter")
 
     def run(self, ctx: RunContext) -> list[Path]:
