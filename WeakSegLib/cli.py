@@ -116,18 +116,57 @@ def cmd_demo(args: argparse.Namespace, events: EventWriter) -> int:
 def cmd_evaluate(args: argparse.Namespace, events: EventWriter) -> int:
     from .evaluation import evaluate_predictions, format_table, write_report
 
+    if bool(args.pred) == bool(args.model):
+        raise InputError(None, "give exactly one of --pred PRED_DIR (score label maps) or "
+                         "--model RUN_DIR (segment with every method of a run, then score)")
     target = Path(args.out) / "metrics.json"
     if target.exists() and not args.overwrite:
         raise InputError(target, "already exists; choose another --out or pass --overwrite")
-    report = evaluate_predictions(args.pred, _cohort(args), events=events,
-                                  show_progress=not args.quiet)
-    path = write_report(report, args.out)
+    if args.model:
+        from .inference.bundle import load_bundle
+        from .inference.evaluate import evaluate_model
+        from .report import format_filtering_table
+
+        report = evaluate_model(load_bundle(args.model, args.device), _cohort(args), args.out,
+                                overwrite=args.overwrite, events=events,
+                                show_progress=not args.quiet)
+        path = Path(args.out) / "metrics.json"
+    else:
+        report = evaluate_predictions(args.pred, _cohort(args), events=events,
+                                      show_progress=not args.quiet)
+        path = write_report(report, args.out)
     for method, result in report["methods"].items():
         for name in ("slice_dice", "tumour_slice_dice", "volume_dice", "hd95_mm"):
             events.metric("evaluate", f"{method}/{name}", result[name])
     events.artefact("evaluate", path)
     _say(args, format_table(report, per_case=not args.summary))
-    _say(args, f"\nmetrics written to {path}")
+    if "filtering" in report and "combined" in report["filtering"]:
+        _say(args, "\ndifference-score filtering, combined:\n"
+             + format_filtering_table(report, "combined"))
+    if "classifier" in report:
+        c = report["classifier"]
+        _say(args, f"\nclassifier on {c['n_slices']} slices: AUC {c['auc']:.3f}, sensitivity "
+             f"{c['sensitivity']:.3f}, specificity {c['specificity']:.3f}")
+    _say(args, f"\nmetrics written to {path}"
+         + (f", report {Path(args.out) / 'report.html'}" if args.model else ""))
+    return 0
+
+
+def cmd_segment(args: argparse.Namespace, events: EventWriter) -> int:
+    from .inference.bundle import load_bundle
+    from .inference.segment import segment_cohort
+
+    bundle = load_bundle(args.model, args.device)
+    methods = bundle.methods if args.method == "all" else [m.strip() for m in
+                                                           args.method.split(",") if m.strip()]
+    cohort = discover_cohort(args.input, aliases=_pairs(args.alias, "--alias"),
+                             mapping=_pairs(args.map, "--map"))
+    results = segment_cohort(bundle, cohort, args.out, methods, overwrite=args.overwrite,
+                             postprocess=args.postprocess, events=events,
+                             show_progress=not args.quiet)
+    seconds = sum(r.seconds for r in results)
+    _say(args, f"segmented {len(results)} case(s) with {', '.join(methods)} in {seconds:.1f} s "
+               f"({seconds / max(len(results), 1):.1f} s per volume) → {args.out}")
     return 0
 
 
@@ -162,6 +201,21 @@ def cmd_train(args: argparse.Namespace, events: EventWriter) -> int:
         profile = apply_overrides(get_profile(args.profile), args.set or [])
     except ValueError as err:
         raise InputError(None, str(err)) from None
+    if args.mode == "mixed":            # seed 001: full masks + slice labels (issue 7)
+        from .mixed.train import train_mixed_cohort
+
+        if args.stages or args.val_cases:
+            raise InputError(None, "--stages and --val-cases belong to --mode weak")
+        run = train_mixed_cohort(
+            cohort, args.out, profile, full_cases=[c.strip() for c in
+                                                   (args.full_cases or "").split(",") if c.strip()],
+            review_records=args.review, labels=_slice_labels(args, cohort), device=args.device,
+            events=events, resume=args.resume, show_progress=not args.quiet)
+        _say(args, f"mixed supervision: {run.metrics['composition']}, "
+                   f"{run.metrics['epochs_run']} epochs\nmodel: {run.model_path}")
+        return 0
+    if args.full_cases or args.review:
+        raise InputError(None, "--full-cases and --review need --mode mixed")
     manifest = train(cohort, args.out, profile, device=args.device,
                      stages=stages, resume=args.resume, events=events,
                      val_cases=args.val_cases.split(",") if args.val_cases else None,
@@ -231,15 +285,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing label maps")
     p.set_defaults(func=cmd_baseline)
 
-    p = sub.add_parser("evaluate", parents=[common], help="score label maps against masks",
-                       description="Reads PRED_DIR/<case>/<case>_<method>.nii.gz and writes "
-                       "REPORT_DIR/metrics.json plus a table on stdout.")
-    p.add_argument("--pred", required=True, type=Path, help="folder of predicted label maps")
+    p = sub.add_parser("evaluate", parents=[common], help="score label maps or a trained run against masks",
+                       description="With --pred: reads PRED_DIR/<case>/<case>_<method>.nii.gz. "
+                       "With --model: segments every case with every method of the run plus "
+                       "the baselines. Writes REPORT_DIR/metrics.json and a table on stdout.")
+    p.add_argument("--pred", type=Path, help="folder of predicted label maps")
+    p.add_argument("--model", type=Path, help="run folder: segment with its every method and "
+                   "the baselines, then score (writes predictions/, report.html)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     _add_data_arguments(p)
     p.add_argument("--out", required=True, type=Path, help="report folder")
     p.add_argument("--summary", action="store_true", help="print only the per-method means")
     p.add_argument("--overwrite", action="store_true", help="replace an existing metrics.json")
     p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("segment", parents=[common], help="segment cases with a trained run",
+                       description="Writes OUT/<case>/<case>_<method>.nii.gz (label map on the "
+                       "input grid), <case>_<method>.seg.nrrd (Slicer segmentation, segment "
+                       "'Tumor') and <case>_slices.csv (slice, classifier_score, "
+                       "difference_score, flagged). Needs no mask.")
+    p.add_argument("--model", required=True, type=Path, help="run folder of `weakseg train`")
+    p.add_argument("--input", required=True, type=Path, help="a case folder or a cohort folder")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--method", default="combined",
+                   help="combined (default), combined_score_weight, initial, under, over, "
+                   "seed_only, l1_baseline, a comma-separated list, or 'all'")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--postprocess", metavar="OPS",
+                   help="post-processing operations, e.g. tumour:2 (see `weakseg postprocess`)")
+    p.add_argument("--alias", action="append", metavar="NAME=MODALITY",
+                   help="extra file-name token for a modality (repeatable)")
+    p.add_argument("--map", action="append", metavar="MODALITY=FILE",
+                   help="explicit file of a modality for a single case")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.set_defaults(func=cmd_segment)
+
     p = sub.add_parser("postprocess", parents=[common],
                        help="anatomical-consistency operations on a label map",
                        description="Operations in order, e.g. --ops largest,fill_holes,"
@@ -278,6 +357,13 @@ def build_parser() -> argparse.ArgumentParser:
     labels = p.add_mutually_exclusive_group()
     labels.add_argument("--labels", type=Path, help="labels.csv with case,slice,label")
     labels.add_argument("--ranges", type=Path, help="CSV with case,first_slice,last_slice")
+    p.add_argument("--mode", choices=["weak", "mixed"], default="weak",
+                   help="weak: the pipeline on slice labels; mixed: a U-Net with a "
+                   "classification branch on full masks + slice labels (seed 001)")
+    p.add_argument("--full-cases", metavar="CASE,...",
+                   help="--mode mixed: cases whose masks are full annotations")
+    p.add_argument("--review", type=Path, metavar="RECORDS.json",
+                   help="--mode mixed: review records; accepted/corrected slices become masks")
     p.set_defaults(func=cmd_train)
     return parser
 

@@ -106,6 +106,11 @@ class RefinementConfig:
     threshold: float = 0.5
     dilation_radii: tuple[int, ...] = (1, 2, 3, 4, 5)
     max_score: float = 0.5
+    # Not in seed 000: an undertrained S breaks into thousands of specks (15,688 components on
+    # 44 tiny-phantom slices, 149 s of classifier calls). Specks below min_component_px and all
+    # but the max_components largest per slice are not tried; they could not hide a tumour.
+    min_component_px: int = 10
+    max_components: int = 5
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,35 @@ class BaselineConfig:
     flair_sd: float = 2.0               # flair_threshold: FLAIR > mean + k·SD inside the brain
     l1_median: int = 5
     l1_threshold: float = 0.2
+
+
+@dataclass(frozen=True)
+class MixedConfig:
+    """Mixed supervision (seed 001 §3.1; thesis §2.2.3.2): the U-Net with an image-level
+    classification branch, trained on fully annotated slices plus slice labels."""
+
+    width_divisor: int = 1              # U-Net widths and the branch's maps / FC widths ÷ this
+    latent: int = 100
+    pool: int = 8                       # branch: mean-pool k×k, stride k
+    branch_maps: int = 32               # branch: conv 3×3 → this many maps
+    fc_widths: tuple[int, ...] = (300, 250, 200, 150, 100, 50, 2)   # FC1…FC7; FC1‖FC5 → FC6
+    seg_weight: float = 0.7             # a in a·L_seg + (1 − a)·L_cls
+    healthy_weight: float = 0.7         # t0: total weight of healthy pixels in a batch
+    tumour_weight: float = 0.3          # t1: total weight of tumour pixels in a batch
+    masked_per_batch: int = 4           # k: tumour slices with a mask
+    unmasked_per_batch: int = 4         # n: tumour slices with a slice label only
+    healthy_per_batch: int = 2          # m: healthy slices (mask = zeros)
+    batches_per_iteration: int = 4      # gradients summed over this many batches per step
+    momentum: float = 0.9
+    lr: float = 0.25                    # thesis: α_init, on the normalised gradient
+    lr_min: float = 0.001               # thesis: α_min
+    lr_period: int = 200                # thesis: F iterations between checks (doubles)
+    lr_threshold: float = 0.98          # thesis: d_loss, halve when loss > d_loss × previous
+    iterations_per_epoch: int = 100
+    epochs: int = 100
+    flip: bool = True                   # left-right flips
+    threshold: float = 0.5              # tumour probability → label
+    time_budget_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +182,7 @@ class Profile:
     refinement: RefinementConfig = field(default_factory=RefinementConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    mixed: MixedConfig = field(default_factory=MixedConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -181,6 +216,8 @@ def _fast() -> Profile:
         converter=ConverterConfig(epochs=100, time_budget_s=240.0),
         segmenter=SegmenterConfig(epochs=10, halve_every=4, time_budget_s=180.0),
         inference=InferenceConfig(patch=64, stride=32),
+        mixed=MixedConfig(width_divisor=4, batches_per_iteration=2, lr_period=20,
+                          iterations_per_epoch=10, epochs=30, time_budget_s=180.0),
         runtime=RuntimeConfig(channels_last=True),
     )
 
@@ -213,6 +250,24 @@ def apply_overrides(profile: Profile, assignments: list[str]) -> Profile:
                              f"'{field_name}'")
         value = _parse_like(getattr(section, field_name), text.strip(), assignment)
         profile = replace(profile, **{section_name: replace(section, **{field_name: value})})
+    return profile
+
+
+def profile_from_dict(data: dict[str, Any]) -> Profile:
+    """The profile a run recorded in its manifest (lists back to tuples; unknown keys are an
+    error, missing ones take today's defaults of that profile)."""
+    profile = get_profile(str(data.get("name", "fast")))
+    for section_field in dataclasses.fields(profile):
+        values = data.get(section_field.name)
+        section = getattr(profile, section_field.name)
+        if not isinstance(values, dict) or not dataclasses.is_dataclass(section):
+            continue
+        known = {f.name for f in dataclasses.fields(section)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"config section '{section_field.name}' has unknown keys {unknown}")
+        typed = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        profile = replace(profile, **{section_field.name: replace(section, **typed)})
     return profile
 
 

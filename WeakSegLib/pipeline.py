@@ -25,12 +25,15 @@ from .stages.classifier import ClassifierStage
 from .stages.converter import ConverterStage
 from .stages.dcgan import DcganStage
 from .stages.runtime import barrier, configure_backend, init_distributed, resolve_device, seed_everything
+from .stages.refined_segmenters import OverSegmenterStage, SeedOnlyStage, UnderSegmenterStage
+from .stages.refinement import RefinementStage
 from .stages.seeds import SeedsStage
 from .stages.segmenter import SegmenterStage
 
 #: Stages in pipeline order.
 STAGES: dict[str, type[Stage]] = {stage.name: stage for stage in (
-    ClassifierStage, SeedsStage, DcganStage, ConverterStage, SegmenterStage)}
+    ClassifierStage, SeedsStage, DcganStage, ConverterStage, SegmenterStage, RefinementStage,
+    UnderSegmenterStage, OverSegmenterStage, SeedOnlyStage)}
 
 
 def split_cases(names: list[str], val_cases: Sequence[str] | None, seed: int,
@@ -141,9 +144,11 @@ def _open_manifest(run_dir: Path, resume: bool, profile: Profile, channels: list
                            split={"train": train_cases, "val": val})
 
 
-#: config section → the stage it configures (each stage names its section); data and runtime
+#: config section → the stages it configures (each stage names its section); data and runtime
 #: shape every stage.
-SECTION_STAGE = {stage.config_section: name for name, stage in STAGES.items()}
+SECTION_STAGES: dict[str, list[str]] = {}
+for _name, _stage in STAGES.items():
+    SECTION_STAGES.setdefault(_stage.config_section, []).append(_name)
 
 
 def _check_resumable_config(manifest: Manifest, profile: Profile, run_dir: Path) -> None:
@@ -157,9 +162,9 @@ def _check_resumable_config(manifest: Manifest, profile: Profile, run_dir: Path)
         for key, value in values.items():
             if recorded.get(section, {}).get(key) == value:
                 continue
-            stage = SECTION_STAGE.get(section)
-            shapes_all = stage is None and section in ("data", "runtime")
-            if shapes_all or manifest.status(stage) == "done":
+            stages = SECTION_STAGES.get(section, [])
+            shapes_all = not stages and section in ("data", "runtime")
+            if shapes_all or any(manifest.status(s) == "done" for s in stages):
                 frozen.append(f"{section}.{key}")
             else:
                 updated.append(f"{section}.{key}")

@@ -1,0 +1,1 @@
+"""Whole-volume inference with a trained run: patches, combination, difference scores, outputs."""

@@ -1,0 +1,90 @@
+"""A trained run folder opened for inference: its profile, channels and the networks it has.
+
+Which segmentation methods a bundle offers follows from the stages it finished, so a run
+stopped after the initial segmenter still segments (``initial``), just not ``combined``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..config import Profile, profile_from_dict
+from ..data.errors import InputError
+from ..manifest import Manifest
+from ..stages.classifier import load_classifier
+from ..stages.converter import load_converter
+from ..stages.runtime import resolve_device
+from ..stages.segmenter import load_segmenter
+
+#: method → the stages it needs (in addition to classifier and converter).
+METHOD_STAGES: dict[str, tuple[str, ...]] = {
+    "combined": ("under", "over"),
+    "combined_score_weight": ("under", "over"),
+    "initial": ("segmenter",),
+    "under": ("under",),
+    "over": ("over",),
+    "seed_only": ("seed_only",),
+    "l1_baseline": (),
+}
+#: segmenter networks by stage name
+SEGMENTER_STAGES = ("segmenter", "under", "over", "seed_only")
+
+
+@dataclass
+class Bundle:
+    run_dir: Path
+    profile: Profile
+    channels: list[str]
+    device: torch.device
+    classifier: nn.Module
+    converter: nn.Module
+    segmenters: dict[str, nn.Module] = field(default_factory=dict)
+    split: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def methods(self) -> list[str]:
+        """Methods this bundle can segment with, in METHOD_STAGES order."""
+        return [m for m, needs in METHOD_STAGES.items()
+                if all(s in self.segmenters for s in needs)]
+
+
+def load_bundle(run_dir: str | Path, device: str = "auto") -> Bundle:
+    """Open ``run_dir``; a folder that is not a finished WeakSeg run is an InputError."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "manifest.json").is_file():
+        raise InputError(run_dir, "is not a WeakSeg model bundle (no manifest.json); give the "
+                         "--out folder of `weakseg train`")
+    manifest = Manifest.load(run_dir)
+    missing = [s for s in ("classifier", "converter") if manifest.status(s) != "done"]
+    if missing:
+        raise InputError(run_dir, f"the run has not finished {missing}; finish it with "
+                         "`weakseg train --resume` first")
+    try:
+        profile = profile_from_dict(manifest.data["config"])
+    except (ValueError, TypeError) as error:
+        raise InputError(run_dir / "manifest.json", f"config cannot be read: {error}") from None
+    torch_device = resolve_device(device)
+    try:
+        classifier = load_classifier(run_dir, torch_device)
+        converter = load_converter(run_dir, torch_device)
+        segmenters = {name: load_segmenter(run_dir, torch_device, name)
+                      for name in SEGMENTER_STAGES if manifest.status(name) == "done"}
+    except (ValueError, FileNotFoundError) as error:
+        raise InputError(run_dir, str(error)) from None
+    return Bundle(run_dir, profile, list(manifest.data["channels"]), torch_device, classifier,
+                  converter, segmenters, dict(manifest.data.get("split", {})))
+
+
+def check_methods(bundle: Bundle, methods: list[str]) -> list[str]:
+    """The requested methods, or an InputError naming what the bundle lacks."""
+    unknown = [m for m in methods if m not in METHOD_STAGES]
+    if unknown:
+        raise InputError(None, f"unknown method(s) {unknown}; known: {list(METHOD_STAGES)}")
+    lacking = [m for m in methods if m not in bundle.methods]
+    if lacking:
+        raise InputError(bundle.run_dir, f"this run cannot segment with {lacking} (its stages "
+                         f"are not done); it offers {bundle.methods}")
+    return methods

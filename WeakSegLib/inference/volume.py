@@ -1,0 +1,138 @@
+"""Segment one case with a bundle: every method from one batched pass over its patches.
+
+Per patch: classifier score c, the segmenters' S, the healthy variant v and the combination
+weight w = classifier(x·(1 − (S_under > 0.5))). Each method's patch maps are gated by c and
+averaged over overlapping patches on the preprocessed grid, then returned to the input grid.
+``l1_baseline`` is |FLAIR − v| with a 5×5×5 median and a threshold (seed 000 Table 5).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from ..data.preprocess import GridMapping, preprocess_case
+from ..data.reader import CaseVolumes, Geometry
+from ..stages.common import batches
+from ..stages.runtime import autocast, to_device
+from .bundle import Bundle
+from .combine import combine, difference_scores, gate
+from .patches import PatchGrid
+
+
+@dataclass
+class CaseSegmentation:
+    """Everything ``segment`` writes and ``evaluate`` scores for one case."""
+    name: str
+    geometry: Geometry
+    mapping: GridMapping
+    labels: dict[str, np.ndarray]             # method → uint8 label map on the input grid
+    probabilities: dict[str, np.ndarray]      # method → (Z', H', W') on the preprocessed grid
+    slice_scores: np.ndarray                  # (Z,) classifier score per input slice
+    difference: dict[str, np.ndarray]         # method → (Z,) D per input slice (NaN: empty)
+    flair: np.ndarray                         # (Z', H', W') preprocessed FLAIR
+    variant: np.ndarray                       # (Z', H', W') healthy variant
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    def to_input_slices(self, values: np.ndarray, fill: float) -> np.ndarray:
+        """A per-preprocessed-slice vector on the input's z axis (``fill`` outside the crop)."""
+        out = np.full(self.mapping.original_shape[0], fill, np.float32)
+        start = self.mapping.first_slice
+        out[start:start + len(values)] = values
+        return out
+
+
+@torch.no_grad()
+def _patch_outputs(bundle: Bundle, patches: np.ndarray, flair_channel: int, batch_size: int,
+                   progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+    """Per patch: score, w, variant and each segmenter's S (all float32 numpy)."""
+    runtime, device = bundle.profile.runtime, bundle.device
+    threshold = bundle.profile.inference.threshold
+    out: dict[str, list[np.ndarray]] = {}
+
+    def run(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        with autocast(runtime, device):
+            return model(x).float()
+
+    for rows in batches(np.arange(len(patches)), batch_size):
+        x = to_device(patches[rows], device, runtime)
+        parts = {"score": torch.sigmoid(run(bundle.classifier, x)).reshape(-1),
+                 "variant": run(bundle.converter, x[:, flair_channel:flair_channel + 1])[:, 0]}
+        for name, model in bundle.segmenters.items():
+            parts[name] = run(model, x)[:, 0]
+        if "under" in parts:
+            hidden = x * (parts["under"] <= threshold).to(x.dtype)[:, None]
+            parts["w"] = torch.sigmoid(run(bundle.classifier, hidden)).reshape(-1)
+        for key, value in parts.items():
+            out.setdefault(key, []).append(value.cpu().numpy().astype(np.float32))
+        if progress:
+            progress(len(rows))
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def _method_maps(outputs: dict[str, np.ndarray], methods: list[str]) -> dict[str, np.ndarray]:
+    """Ungated patch maps of each learned method."""
+    maps = {}
+    for method in methods:
+        if method == "initial":
+            maps[method] = outputs["segmenter"]
+        elif method in ("under", "over", "seed_only"):
+            maps[method] = outputs[method]
+        elif method == "combined":
+            maps[method] = combine(outputs["under"], outputs["over"], outputs["w"])
+        elif method == "combined_score_weight":
+            maps[method] = combine(outputs["under"], outputs["over"], outputs["score"])
+    return maps
+
+
+def segment_case(bundle: Bundle, case: CaseVolumes, methods: list[str],
+                 batch_size: int = 64, progress: Callable[[int], None] | None = None
+                 ) -> CaseSegmentation:
+    """Segment ``case`` with ``methods`` (already checked against the bundle)."""
+    import time
+
+    started = time.monotonic()
+    cfg = bundle.profile
+    prep = preprocess_case(case, cfg.data, bundle.channels)
+    depth, _, height, width = prep.image.shape
+    brain = np.any(prep.image != 0, axis=1)
+    grid = PatchGrid.cover((depth, height, width), cfg.inference.patch, cfg.inference.stride,
+                           slices=np.flatnonzero(brain.any(axis=(1, 2))))
+    flair_channel = bundle.channels.index("flair")
+    outputs = _patch_outputs(bundle, grid.extract(prep.image), flair_channel, batch_size,
+                             progress)
+    flair = prep.image[:, flair_channel]
+    variant = grid.assemble(outputs["variant"]) if len(grid) else flair.copy()
+    variant = np.where(brain, variant, flair)
+    probabilities, labels, difference = {}, {}, {}
+    for method, maps in _method_maps(outputs, methods).items():
+        gated = gate(maps, outputs["score"], cfg.inference.gate)
+        probability = np.where(brain, grid.assemble(gated), 0).astype(np.float32)
+        probabilities[method] = probability
+        segmented = probability > cfg.inference.threshold
+        labels[method] = prep.mapping.to_original(probability, kind="binary",
+                                                  threshold=cfg.inference.threshold)
+        difference[method] = difference_scores(flair, variant, segmented)
+    if "l1_baseline" in methods:
+        labels["l1_baseline"] = l1_baseline(flair, variant, prep.mapping, case.brain,
+                                             cfg.baseline.l1_median, cfg.baseline.l1_threshold)
+        difference["l1_baseline"] = np.full(depth, np.nan, np.float32)
+    result = CaseSegmentation(case.name, case.geometry, prep.mapping, labels, probabilities,
+                              np.zeros(0, np.float32), {}, flair, variant)
+    result.slice_scores = result.to_input_slices(grid.per_slice_max(outputs["score"]), 0.0)
+    result.difference = {m: result.to_input_slices(d, np.nan) for m, d in difference.items()}
+    result.seconds = time.monotonic() - started
+    result.extra = {"n_patches": len(grid)}
+    return result
+
+
+def l1_baseline(flair: np.ndarray, variant: np.ndarray, mapping: GridMapping,
+                brain: np.ndarray, median: int, threshold: float) -> np.ndarray:
+    """|FLAIR − v| on the input grid, median-filtered ``median``³, thresholded, in the brain."""
+    difference = mapping.to_original(np.abs(flair - variant), kind="probability")
+    filtered = ndimage.median_filter(difference, size=median)
+    return ((filtered > threshold) & brain).astype(np.uint8)
