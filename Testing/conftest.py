@@ -55,3 +55,35 @@ def tiny_phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("phantom") / "cohort"
     build_phantom_cohort(root, cases=3, seed=5, shape_scale=0.5, show_progress=False)
     return root
+
+
+#: TINY_OVERRIDES plus a few epochs for every later stage: the whole pipeline in ~30 s on 2 cores.
+TINY_RUN_OVERRIDES = TINY_OVERRIDES + ["gan.epochs=2", "converter.epochs=2",
+                                       "segmenter.epochs=2"]
+
+
+@pytest.fixture(scope="session")
+def tiny_flair_t1_phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny phantom with only FLAIR and T1 (+ seg): the channels of the real sample, so a
+    bundle trained on it can segment the real cases too."""
+    from WeakSegLib.data.phantom import build_phantom_cohort
+
+    root = tmp_path_factory.mktemp("phantom_ft1") / "cohort"
+    build_phantom_cohort(root, cases=3, seed=5, shape_scale=0.5, show_progress=False)
+    for path in [*root.glob("*/*_t1ce.nii.gz"), *root.glob("*/*_t2.nii.gz")]:
+        path.unlink()
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_flair_t1_phantom: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model bundle with every stage done, trained once per session on the tiny phantom."""
+    from WeakSegLib.config import apply_overrides, get_profile
+    from WeakSegLib.data.cohort import discover_cohort
+    from WeakSegLib.pipeline import train
+
+    run_dir = tmp_path_factory.mktemp("tiny_run") / "run"
+    train(discover_cohort(tiny_flair_t1_phantom), run_dir,
+          apply_overrides(get_profile("fast"), TINY_RUN_OVERRIDES), device="cpu",
+          show_progress=False)
+    return run_dir

@@ -100,8 +100,13 @@ def main() -> None:
     parser.add_argument("--folds", default="0,1,2,3")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE")
     parser.add_argument("--result", type=Path, default=RESULTS / "real_cross_validation.json")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads (0: torch's default); 1 on a shared machine")
     args = parser.parse_args()
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from WeakSegLib.data.cohort import discover_cohort
 

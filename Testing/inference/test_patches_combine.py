@@ -1,0 +1,75 @@
+"""Patch inference, the combination rule and the difference score on hand-made arrays."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from WeakSegLib.inference.combine import combine, difference_scores, flagged, gate
+from WeakSegLib.inference.patches import PatchGrid, window_starts
+
+
+def test_windows_cover_the_axis_and_end_at_the_border() -> None:
+    assert window_starts(64, 64, 32) == [0]
+    assert window_starts(50, 64, 32) == [0]
+    assert window_starts(100, 64, 32) == [0, 32, 36]
+    assert window_starts(128, 64, 32) == [0, 32, 64]
+    with pytest.raises(ValueError):
+        window_starts(10, 4, 0)
+
+
+def test_patches_reproduce_a_whole_slice_prediction_of_a_translation_invariant_model() -> None:
+    """A pointwise model (1×1 convolutions) gives the same value at a pixel whichever patch it
+    sits in, so patch-and-average must equal the whole-slice prediction exactly."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 1), torch.nn.ReLU(),
+                                torch.nn.Conv2d(4, 1, 1), torch.nn.Sigmoid()).eval()
+    stack = np.random.default_rng(1).random((3, 2, 70, 90)).astype(np.float32)
+    with torch.no_grad():
+        whole = model(torch.from_numpy(stack))[:, 0].numpy()
+        grid = PatchGrid.cover((3, 70, 90), patch=32, stride=16)
+        patches = model(torch.from_numpy(grid.extract(stack)))[:, 0].numpy()
+    assert len(grid) == 3 * len(window_starts(70, 32, 16)) * len(window_starts(90, 32, 16))
+    np.testing.assert_allclose(grid.assemble(patches), whole, atol=1e-6)
+
+
+def test_slices_smaller_than_a_patch_are_padded_and_cropped_back() -> None:
+    stack = np.arange(2 * 1 * 10 * 12, dtype=np.float32).reshape(2, 1, 10, 12)
+    grid = PatchGrid.cover((2, 10, 12), patch=16, stride=8)
+    patches = grid.extract(stack)
+    assert patches.shape == (2, 1, 16, 16)
+    np.testing.assert_array_equal(grid.assemble(patches[:, 0]), stack[:, 0])
+
+
+def test_left_out_slices_stay_empty_and_slice_score_is_the_patch_maximum() -> None:
+    grid = PatchGrid.cover((3, 8, 16), patch=8, stride=8, slices=[1])
+    assert len(grid) == 2
+    out = grid.assemble(np.ones((2, 8, 8), np.float32))
+    assert out[1].min() == 1 and out[0].max() == 0 and out[2].max() == 0
+    np.testing.assert_allclose(grid.per_slice_max(np.array([0.2, 0.9])), [0, 0.9, 0], rtol=1e-6)
+
+
+def test_combination_rule() -> None:
+    under = np.array([[[0.2, 0.8]], [[0.0, 1.0]]], np.float32)
+    over = np.array([[[1.0, 1.0]], [[0.6, 0.4]]], np.float32)
+    out = combine(under, over, np.array([0.25, 1.0]))
+    np.testing.assert_allclose(out[0], 0.25 * over[0] + 0.75 * under[0])
+    np.testing.assert_allclose(out[1], over[1])                     # w = 1: the over-segmenter
+    np.testing.assert_allclose(combine(under, over, np.zeros(2)), under)   # w = 0: the under one
+
+
+def test_gate_empties_patches_the_classifier_calls_healthy() -> None:
+    maps = np.ones((3, 2, 2), np.float32)
+    out = gate(maps, np.array([0.49, 0.5, 0.9]), 0.5)
+    assert out[0].max() == 0 and out[1].min() == 1 and out[2].min() == 1
+
+
+def test_difference_score_is_the_mean_inside_the_segmentation_and_nan_when_empty() -> None:
+    flair = np.zeros((2, 2, 2), np.float32)
+    flair[0] = [[1.0, 0.5], [0.0, 0.0]]
+    variant = np.zeros_like(flair)
+    seg = np.zeros((2, 2, 2), bool)
+    seg[0, 0, :] = True
+    scores = difference_scores(flair, variant, seg)
+    assert scores[0] == pytest.approx(0.75) and np.isnan(scores[1])
+    np.testing.assert_array_equal(flagged(np.array([0.1, 0.3, np.nan]), 0.2), [True, False, False])
