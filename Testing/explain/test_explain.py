@@ -202,3 +202,23 @@ def test_explainer_registry() -> None:
     model = TinyConv()
     direct = rise_saliency(model, images, n_masks=40, grid=4, p=0.5, seed=5, batch=16)
     assert torch.allclose(get_explainer("rise", cfg)(model, images), direct)
+
+
+def test_intensity_prior_seeds_need_saliency_and_hyperintensity() -> None:
+    from WeakSegLib.explain.seeds import brain_normalised, intensity_prior_seeds
+
+    flair = np.full((2, 20, 20), 0.4, np.float32)
+    flair[:, :2] = 0.0                                   # background rows
+    flair[0, 5:9, 5:9] = 1.0                              # bright and salient: tumour
+    flair[0, 12:16, 12:16] = 1.0                          # bright but not salient
+    saliency = np.full((2, 20, 20), 0.45, np.float32)
+    saliency[0, 4:10, 4:10] = 0.6
+    saliency[0, 10:, :] = 0.40
+    positive, negative = intensity_prior_seeds(saliency, flair, [1, 0], 0.5, 1.5, 0.0)
+    assert positive[0, 5:9, 5:9].all() and positive[0].sum() == 16
+    assert not positive[0, 12:16, 12:16].any()
+    assert not (positive & negative).any()
+    assert negative[0, 2, 0] and not negative[0, 12, 12]      # dark brain yes, bright no
+    assert negative[1].all() and not positive[1].any()        # healthy slice
+    norm = brain_normalised(saliency, flair > 0)
+    assert norm[0][flair[0] == 0].max() == 0 and norm[0].max() == pytest.approx(1.0)

@@ -55,7 +55,7 @@ def test_healthy_slices_are_not_refined() -> None:
 def test_hidden_copies_grow_with_the_radius() -> None:
     component = np.zeros((16, 16), bool)
     component[8, 8] = True
-    copies = hidden_copies(np.ones((1, 16, 16), np.float32), component, (1, 2, 3))
+    copies = hidden_copies(np.ones((1, 16, 16), np.float32), component, (1, 2, 3), "zero")
     hidden = [(c[0] == 0).sum() for c in copies]
     assert hidden == sorted(hidden) and hidden[0] > 1
 

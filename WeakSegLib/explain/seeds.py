@@ -35,6 +35,50 @@ def seeds_from_saliency(saliency: Any, labels: Any, pos: float = 0.8,
     return positive, negative
 
 
+def brain_normalised(saliency: np.ndarray, brain: np.ndarray,
+                     percentiles: tuple[float, float] = (1.0, 99.0)) -> np.ndarray:
+    """Per slice, saliency min-max scaled between its percentiles inside the brain (0 outside).
+    RISE maps with few masks sit in a narrow band around 0.5; fixed cut-offs at 0.2/0.8 then
+    keep a few scattered pixels, a per-slice scale keeps the ranking and discards the offset."""
+    sal, brain = np.asarray(saliency, np.float32), np.asarray(brain, bool)
+    out = np.zeros_like(sal)
+    for i in range(len(sal)):
+        values = sal[i][brain[i]]
+        if values.size:
+            lo, hi = np.percentile(values, percentiles)
+            out[i] = np.clip((sal[i] - lo) / max(hi - lo, 1e-6), 0, 1) * brain[i]
+    return out
+
+
+def intensity_prior_seeds(saliency: np.ndarray, flair: np.ndarray, labels: Any,
+                          saliency_threshold: float, positive_sd: float, negative_sd: float,
+                          base_negative: np.ndarray | None = None
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Seeds that need the classifier *and* the image to agree (the pseudo-label refinement by
+    low-level image evidence of seed 003): positive = salient (brain-normalised saliency above
+    ``saliency_threshold``) and FLAIR-hyperintense (> μ + ``positive_sd``·σ of the slice's
+    brain); negative = ``base_negative`` (the saliency rule's) or FLAIR below μ + ``negative_sd``
+    ·σ — a glioma's oedema is FLAIR-bright, so dark brain is reliably not tumour. Healthy-
+    labelled slices: no positive, all negative."""
+    flair = np.asarray(flair, np.float32)
+    tumour = _labels(labels, flair.shape[0])
+    brain = flair > 0
+    salient = brain_normalised(saliency, brain) > saliency_threshold
+    positive = np.zeros(flair.shape, bool)
+    negative = np.zeros(flair.shape, bool) if base_negative is None else \
+        np.asarray(base_negative, bool).copy()
+    for i in np.flatnonzero(tumour):
+        values = flair[i][brain[i]]
+        if not values.size:
+            continue
+        mean, sd = float(values.mean()), float(values.std())
+        positive[i] = salient[i] & (flair[i] > mean + positive_sd * sd)
+        negative[i] |= brain[i] & (flair[i] < mean + negative_sd * sd)
+    negative &= ~positive
+    negative[~tumour] = True
+    return positive, negative
+
+
 def compute_seeds(model: nn.Module, images: Any, labels: Any,
                   cfg: SeedConfig | Profile | None = None, source: str | None = None,
                   return_saliency: bool = False

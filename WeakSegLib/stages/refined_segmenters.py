@@ -15,7 +15,7 @@ import numpy as np
 
 from ..config import SegmenterConfig
 from .base import RunContext, Stage
-from .converter import load_variants
+from .converter import load_seeds, load_variants
 from .refinement import load_refined_seeds
 from .segmenter import train_segmenter, write_segmenter_artefacts
 
@@ -27,18 +27,22 @@ class _RefinedSegmenterStage(Stage):
 
     def run(self, ctx: RunContext) -> list[Path]:
         refined = load_refined_seeds(ctx.run_dir, ctx.train)
-        rows = refined["reliable"] | ((ctx.train.labels == 0) & self.include_healthy)
-        if not refined["reliable"].any():
-            raise RuntimeError(f"{self.name}: refinement found no reliable tumour slice (no "
-                               "component of the initial segmentation convinced the classifier); "
-                               "train longer or check refinement/metrics.json")
+        tumour = ctx.train.labels == 1
+        fallback = not refined["reliable"].any()
+        if fallback:     # nothing convinced the classifier: keep the run going on stage 2's seeds
+            ctx.events.log(f"{self.name}: refinement found no reliable tumour slice; training "
+                           "on every tumour slice with the stage-2 seeds instead", "warning",
+                           self.name)
+            refined = {**load_seeds(ctx.run_dir, ctx.train), "reliable": tumour}
+        rows = refined["reliable"] | (~tumour & self.include_healthy)
         seeds = {k: refined[k] for k in ("positive", "negative")}
         model, history = train_segmenter(ctx, self.name, np.flatnonzero(rows), seeds)
         if not ctx.dist.is_main:
             return []
         return write_segmenter_artefacts(
             ctx, self.name, model, history, load_variants(ctx.run_dir, ctx.train),
-            {"n_train_slices": int(rows.sum()), "n_reliable_tumour": int(refined["reliable"].sum())})
+            {"n_train_slices": int(rows.sum()), "n_reliable_tumour": int(refined["reliable"].sum()),
+             "fallback_to_initial_seeds": fallback})
 
 
 class UnderSegmenterStage(_RefinedSegmenterStage):

@@ -40,13 +40,24 @@ def slice_components(probability: np.ndarray, threshold: float, min_px: int = 1,
     return [labelled == k for k in order[:max_count]]
 
 
-def hidden_copies(image: np.ndarray, component: np.ndarray, radii: tuple[int, ...]
-                  ) -> np.ndarray:
-    """``(len(radii), C, H, W)``: the slice with the component dilated by each disk set to 0."""
+def hidden_copies(image: np.ndarray, component: np.ndarray, radii: tuple[int, ...],
+                  fill: str = "median") -> np.ndarray:
+    """``(len(radii), C, H, W)``: the slice with the component dilated by each disk hidden.
+
+    ``fill='zero'`` is seed 000's x·(1 − dilated); ``'median'`` paints the hidden brain pixels
+    with each channel's median over the rest of the brain, so the classifier sees plain tissue
+    instead of a black hole (which our classifiers read as abnormal, see RefinementConfig)."""
     copies = np.repeat(image[None], len(radii), axis=0)
+    brain = np.any(image != 0, axis=0)
     for i, radius in enumerate(radii):
         hidden = ndimage.binary_dilation(component, structure=disk(radius)) if radius else component
-        copies[i][:, hidden] = 0.0
+        if fill == "zero":
+            copies[i][:, hidden] = 0.0
+            continue
+        rest = brain & ~hidden
+        for c in range(image.shape[0]):
+            value = float(np.median(image[c][rest])) if rest.any() else 0.0
+            copies[i][c][hidden & brain] = value
     return copies
 
 
@@ -65,7 +76,7 @@ def refine_seeds(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarr
         for component in slice_components(probabilities[i], cfg.threshold,
                                           cfg.min_component_px, cfg.max_components):
             candidates.append((int(i), component))
-            stacks.append(hidden_copies(images[i], component, cfg.dilation_radii))
+            stacks.append(hidden_copies(images[i], component, cfg.dilation_radii, cfg.fill))
     accepted = np.zeros(len(candidates), bool)
     if candidates:
         scores = np.asarray(score(np.concatenate(stacks))).reshape(len(candidates), -1)

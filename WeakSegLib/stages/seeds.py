@@ -13,7 +13,7 @@ import torch
 
 from ..explain.gradcampp import gradcampp_saliency
 from ..explain.rise import rise_saliency
-from ..explain.seeds import seeds_from_saliency
+from ..explain.seeds import intensity_prior_seeds, seeds_from_saliency
 from ..metrics import seed_overlap
 from ..progress import track
 from .base import RunContext, Stage
@@ -68,18 +68,25 @@ class SeedsStage(Stage):
             positive, negative = seeds_from_saliency(saliency, tumour, cfg.positive_threshold,
                                                      cfg.negative_threshold)
             results[source] = {"saliency": saliency, "positive": positive, "negative": negative}
+            if cfg.intensity_prior:
+                positive, negative = intensity_prior_seeds(
+                    saliency, data.flair, tumour, cfg.prior_saliency_threshold,
+                    cfg.prior_positive_sd, cfg.prior_negative_sd, base_negative=negative)
+                results[f"{source}+prior"] = {"saliency": saliency, "positive": positive,
+                                              "negative": negative}
         if not ctx.dist.is_main:
             return []
         return self._write(ctx, results, sources)
 
     def _write(self, ctx: RunContext, results: dict[str, dict[str, np.ndarray]],
                sources: list[str]) -> list[Path]:
-        data, chosen = ctx.train, results[sources[0]]
+        chosen_name = sources[0] + ("+prior" if ctx.profile.seeds.intensity_prior else "")
+        data, chosen = ctx.train, results[chosen_name]
         out_dir = ctx.stage_dir(self.name)
         artefacts = write_case_arrays(out_dir, data, {
             "positive": chosen["positive"], "negative": chosen["negative"],
             "saliency": chosen["saliency"].astype(np.float16)})
-        metrics = {"source": sources[0], "n_slices": len(data),
+        metrics = {"source": chosen_name, "n_slices": len(data),
                    "n_tumour_slices": int(data.labels.sum())}
         if data.masks is not None:
             tumour = data.labels.astype(bool)
