@@ -1,0 +1,245 @@
+"""WeakSeg/WeakSeg.py and its .ui without Slicer's GUI: names, import, and the widget's bindings.
+
+Qt and CTK cannot exist here, so stand-in ``qt``, ``ctk`` and ``slicer.ScriptedLoadableModule``
+modules are injected; widgets are stand-ins built from the .ui file's own names, so a name the
+module uses that the .ui lacks fails exactly as it would in Slicer (AttributeError in setup).
+"""
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+import types
+import unittest
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+import slicer
+import slicer.util
+from WeakSegLib.slicer import nodes
+from WeakSegLib.slicer.controller import BUTTONS, SELECTORS, WIDGETS
+
+REPO = Path(__file__).resolve().parents[2]
+MODULE = REPO / "WeakSeg" / "WeakSeg.py"
+UI = REPO / "WeakSeg" / "Resources" / "UI" / "WeakSeg.ui"
+ICON = REPO / "WeakSeg" / "Resources" / "Icons" / "WeakSeg.png"
+
+
+def ui_widgets() -> dict[str, str]:
+    """objectName → class of every widget in the .ui file."""
+    return {w.get("name"): w.get("class") for w in ET.parse(UI).getroot().iter("widget")}
+
+
+# ------------------------------------------------------------------ static checks
+
+def test_every_widget_name_used_exists_in_the_ui() -> None:
+    widgets = ui_widgets()
+    assert not set(WIDGETS) - set(widgets), "controller names missing from the .ui"
+    source = MODULE.read_text()
+    used = set(re.findall(r"\bui\.(\w+)", source))
+    used |= set(re.findall(r'"(\w+(?:Button|LineEdit|Selector|ComboBox|Label|CheckBox|'
+                           r'SliderWidget|TableView|ProgressBar))"', source))
+    assert used and not used - set(widgets), f"missing from the .ui: {used - set(widgets)}"
+
+
+def test_widget_classes() -> None:
+    widgets = ui_widgets()
+    assert widgets["WeakSeg"] == "qMRMLWidget"
+    for name in (*SELECTORS.values(), "referenceSelector"):
+        assert widgets[name] == "qMRMLNodeComboBox"
+    expected = {"reviewTableView": "qMRMLTableView", "thresholdSliderWidget": "ctkSliderWidget",
+                "deviceComboBox": "QComboBox", "postprocessCheckBox": "QCheckBox",
+                "trainCohortRadioButton": "QRadioButton", "applyButton": "QPushButton",
+                "segmentProgressBar": "QProgressBar", "modelPathLineEdit": "ctkPathLineEdit",
+                "exportPathLineEdit": "ctkPathLineEdit", "reviewerLineEdit": "QLineEdit"}
+    assert {k: widgets[k] for k in expected} == expected
+    sections = [w for w, c in widgets.items() if c == "ctkCollapsibleButton"]
+    assert sections == ["inputsCollapsibleButton", "modelCollapsibleButton",
+                        "segmentCollapsibleButton", "reviewCollapsibleButton",
+                        "trainCollapsibleButton", "exportCollapsibleButton"]
+    scene_receivers = {c.findtext("receiver") for c in ET.parse(UI).getroot().iter("connection")
+                       if c.findtext("slot") == "setMRMLScene(vtkMRMLScene*)"}
+    assert scene_receivers == {*SELECTORS.values(), "referenceSelector", "reviewTableView"}
+
+
+def test_icon_is_128_square_png() -> None:
+    data = ICON.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert int.from_bytes(data[16:20], "big") == int.from_bytes(data[20:24], "big") == 128
+
+
+# ------------------------------------------------------------------ stand-ins
+
+class FakeWidget:
+    """Any Qt widget: keeps properties, records connections, lets a test fire a signal."""
+
+    def __init__(self, name: str, cls: str):
+        self.objectName, self.cls = name, cls
+        self.connections: dict[str, list] = {}
+        self.enabled, self.text, self.value, self.checked = True, "", 0.0, False
+        self.currentPath, self.filters, self.node, self.table = "", None, None, None
+        self.items = ["auto", "cuda", "cpu"] if cls == "QComboBox" else []
+        self.currentIndex = 0
+        self.children: list[FakeWidget] = []
+
+    def connect(self, signal: str, slot) -> None:
+        self.connections.setdefault(signal, []).append(slot)
+
+    def fire(self, signal: str, *args) -> None:
+        for slot in self.connections[signal]:
+            slot(*args)
+
+    def setCurrentNode(self, node) -> None:
+        self.node = node
+
+    def setMRMLScene(self, scene) -> None:
+        self.scene = scene
+
+    def setMRMLTableNode(self, node) -> None:
+        self.table = node
+
+    def findText(self, text: str) -> int:
+        return self.items.index(text) if text in self.items else -1
+
+    def setCurrentIndex(self, index: int) -> None:
+        self.currentIndex = index
+
+    def addWidget(self, widget) -> None:
+        self.children.append(widget)
+
+    def tableModel(self):
+        return types.SimpleNamespace()          # no mrmlTableRowIndex: row() is used
+
+
+class FakeTimer:
+    def __init__(self):
+        self.running, self.slots = False, []
+
+    def setInterval(self, ms: int) -> None:
+        self.interval = ms
+
+    def connect(self, signal: str, slot) -> None:
+        self.slots.append(slot)
+
+    def start(self) -> None:
+        self.running = True
+
+    def stop(self) -> None:
+        self.running = False
+
+    @staticmethod
+    def singleShot(ms: int, slot) -> None:
+        slot()
+
+
+def _fake_scripted_loadable_module() -> types.ModuleType:
+    module = types.ModuleType("slicer.ScriptedLoadableModule")
+
+    class ScriptedLoadableModule:
+        def __init__(self, parent):
+            self.parent = parent
+
+    class ScriptedLoadableModuleWidget:
+        def __init__(self, parent=None):
+            self.parent = parent
+            self.layout = FakeWidget("layout", "QVBoxLayout")
+
+        def setup(self):
+            pass
+
+        def resourcePath(self, filename):
+            return str(MODULE.parent / "Resources" / filename)
+
+    class ScriptedLoadableModuleLogic:
+        def __init__(self, parent=None):
+            pass
+
+    class ScriptedLoadableModuleTest(unittest.TestCase):
+        def delayDisplay(self, message, msec=None):
+            pass
+
+    for cls in (ScriptedLoadableModule, ScriptedLoadableModuleWidget, ScriptedLoadableModuleLogic,
+                ScriptedLoadableModuleTest):
+        setattr(module, cls.__name__, cls)
+    return module
+
+
+@pytest.fixture()
+def weakseg(monkeypatch, tmp_path):
+    """WeakSeg.py imported with only qt/ctk/ScriptedLoadableModule standing in."""
+    qt = types.ModuleType("qt")
+    qt.QTimer = FakeTimer
+    ctk = types.ModuleType("ctk")
+    ctk.ctkPathLineEdit = types.SimpleNamespace(Dirs=1)
+    slm = _fake_scripted_loadable_module()
+    monkeypatch.setitem(sys.modules, "qt", qt)
+    monkeypatch.setitem(sys.modules, "ctk", ctk)
+    monkeypatch.setitem(sys.modules, "slicer.ScriptedLoadableModule", slm)
+    monkeypatch.setattr(slicer, "ScriptedLoadableModule", slm, raising=False)
+    scene = nodes.new_scene()
+    monkeypatch.setattr(slicer, "mrmlScene", scene, raising=False)
+    monkeypatch.setattr(slicer, "app", types.SimpleNamespace(temporaryPath=str(tmp_path)),
+                        raising=False)
+    widgets = {name: FakeWidget(name, cls) for name, cls in ui_widgets().items()}
+    monkeypatch.setattr(slicer.util, "loadUI", lambda path: widgets["WeakSeg"])
+    monkeypatch.setattr(slicer.util, "childWidgetVariables",
+                        lambda root: types.SimpleNamespace(**widgets))
+    spec = importlib.util.spec_from_file_location("WeakSeg", MODULE)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "WeakSeg", module)
+    spec.loader.exec_module(module)
+    yield module, scene, widgets
+    scene.Clear(1)
+
+
+def test_module_imports_and_describes_itself(weakseg) -> None:
+    module, _scene, _widgets = weakseg
+    parent = types.SimpleNamespace()
+    module.WeakSeg(parent)
+    assert parent.title == "WeakSeg" and parent.categories == ["Segmentation"]
+    assert "github.com/weakseg/WeakSeg" in parent.helpText
+    assert "Mixed Supervision" in parent.acknowledgementText
+    assert issubclass(module.WeakSegTest, unittest.TestCase)
+
+
+def test_widget_binds_the_ui_to_the_controller(weakseg, add_volume, bundle_dir) -> None:
+    module, scene, ui = weakseg
+    widget = module.WeakSegWidget()
+    widget.setup()
+    controller = widget.controller
+    assert ui["WeakSeg"] in widget.layout.children and ui["WeakSeg"].scene is scene
+    assert ui["modelPathLineEdit"].filters == 1
+    # every button of the controller got its enabled state, Apply its text
+    assert all(ui[name].enabled == state for name, state in controller.enabled().items())
+    assert ui["applyButton"].text == "Apply" and not ui["applyButton"].enabled
+
+    flair = add_volume(scene, "caseA_flair")
+    ui["autoMapButton"].fire("clicked(bool)", True)
+    assert controller.params.flair is flair and ui["flairSelector"].node is flair
+    ui["modelPathLineEdit"].fire("currentPathChanged(QString)", str(bundle_dir))
+    assert controller.params.model_dir == bundle_dir and ui["applyButton"].enabled
+    ui["deviceComboBox"].fire("currentTextChanged(QString)", "cpu")
+    assert controller.params.device == "cpu" and ui["deviceComboBox"].currentIndex == 2
+    ui["postprocessCheckBox"].fire("toggled(bool)", True)
+    assert ui["postprocessOpsLineEdit"].enabled
+    ui["trainCohortRadioButton"].fire("toggled(bool)", False)
+    assert controller.params.train_source == "volumes" and ui["firstSliceButton"].enabled
+    ui["thresholdSliderWidget"].fire("valueChanged(double)", 0.4)
+    assert controller.params.threshold == 0.4
+    ui["reviewerLineEdit"].text = "dr who"
+    ui["reviewerLineEdit"].fire("editingFinished()")
+    assert controller.params.reviewer == "dr who"
+    # every button the controller rules is connected to something
+    clicked = {name for name, w in ui.items() if w.connections}
+    assert {n for n in BUTTONS if n.endswith("Button") and not n.endswith("RadioButton")} <= clicked
+    widget.cleanup()
+
+
+def test_logic_uses_the_scene_and_a_temporary_work_folder(weakseg, tmp_path) -> None:
+    module, scene, _ = weakseg
+    logic = module.WeakSegLogic()
+    assert logic.getParameterNode().GetSingletonTag() == "WeakSeg"
+    controller = logic.controller()
+    assert controller.scene is scene and controller.work_root == tmp_path / "WeakSeg"

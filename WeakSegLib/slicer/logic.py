@@ -1,0 +1,248 @@
+"""What the module does to the scene, headless: inputs out to files, results back into nodes.
+
+The CLI works on files; Slicer works on nodes. This module is the border: it writes the selected
+volume nodes as a case folder for ``segment``/``train``, reads the label map and slice scores the
+CLI wrote back into a "Tumor" segmentation and a review table on the reference volume's grid,
+maps slices to RAS positions for the slice views, and exports. It takes a scene instead of
+reaching for ``slicer.mrmlScene``, so it runs in Slicer and on the ``slicer-core`` wheel alike.
+"""
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from ..config import MODALITIES
+from ..data.modalities import recognise_modality
+from . import nodes
+from .review import ReviewRow, ReviewSession, read_slices_csv
+
+INPUT_SUFFIX = ".nii"          # uncompressed: the files are temporary, writing them is faster
+
+
+# ------------------------------------------------------------------ names
+
+def case_name(node_name: str) -> str:
+    """A case name from a volume node's name: its modality token dropped, unsafe characters out.
+
+    ``Brats18_CBICA_AAB_1_flair`` → ``Brats18_CBICA_AAB_1``; ``FLAIR`` → ``case``.
+    """
+    name = (node_name or "").strip()
+    match = re.match(r"^(.*?)[_\-. ]+([^_\-. ]+)$", name)
+    if match and recognise_modality(Path(match.group(2))) is not None:
+        name = match.group(1)
+    elif recognise_modality(Path(name)) is not None:
+        name = ""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._-")
+    return name or "case"
+
+
+# ------------------------------------------------------------------ files for the CLI
+
+def write_volume_file(node: Any, path: str | Path) -> Path:
+    """A volume node as an image file on its own grid (LPS, as the CLI reads it)."""
+    import SimpleITK as sitk
+
+    array, geometry = nodes.volume_node_to_array(node)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(geometry.image_from_array(array), str(path))
+    return path
+
+
+def write_case(mapping: Mapping[str, Any], folder: str | Path, case: str) -> dict[str, Path]:
+    """``folder/<case>/<case>_<modality>.nii`` for each selected modality node; the paths."""
+    unknown = [key for key in mapping if key not in MODALITIES]
+    if unknown:
+        raise ValueError(f"unknown modalities {unknown}; WeakSeg knows {list(MODALITIES)}")
+    if "flair" not in mapping or mapping["flair"] is None:
+        raise ValueError("a FLAIR volume is required")
+    case_dir = Path(folder) / case
+    return {key: write_volume_file(node, case_dir / f"{case}_{key}{INPUT_SUFFIX}")
+            for key, node in mapping.items() if node is not None}
+
+
+@dataclass
+class TrainingCase:
+    """A loaded case marked for training: its volumes and its tumour slice range (inclusive)."""
+
+    name: str
+    volumes: dict[str, Any]
+    first: int | None = None
+    last: int | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.first is not None and self.last is not None
+
+
+def write_training_cohort(cases: Iterable[TrainingCase], folder: str | Path
+                          ) -> tuple[Path, Path]:
+    """A cohort folder of the marked cases and ``ranges.csv`` (case,first_slice,last_slice)."""
+    folder = Path(folder)
+    cohort = folder / "cohort"
+    rows = []
+    for case in cases:
+        if not case.complete:
+            raise ValueError(f"case {case.name!r} has no complete tumour slice range")
+        first, last = sorted((int(case.first), int(case.last)))
+        write_case(case.volumes, cohort, case.name)
+        rows.append((case.name, first, last))
+    if not rows:
+        raise ValueError("no case is marked for training")
+    ranges = folder / "ranges.csv"
+    with ranges.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["case", "first_slice", "last_slice"])
+        writer.writerows(rows)
+    return cohort, ranges
+
+
+# ------------------------------------------------------------------ results back
+
+@dataclass
+class SegmentResult:
+    """What one segment run left in the scene and on disk."""
+
+    case: str
+    segmentation: Any
+    labels: np.ndarray
+    rows: list[ReviewRow]
+    label_path: Path
+    slices_path: Path
+    inputs: dict[str, Path] = field(default_factory=dict)
+
+
+def result_paths(out_dir: str | Path, case: str, method: str) -> dict[str, Path]:
+    """Where ``segment`` writes a case's outputs (the CLI contract)."""
+    base = Path(out_dir) / case
+    return {"labels": base / f"{case}_{method}.nii.gz", "seg": base / f"{case}_{method}.seg.nrrd",
+            "slices": base / f"{case}_slices.csv"}
+
+
+def read_label_map(path: str | Path, reference: Any) -> np.ndarray:
+    """The CLI's label map as a (z, y, x) uint8 array, checked against the reference's grid."""
+    import SimpleITK as sitk
+
+    from ..data.reader import Geometry
+
+    image = sitk.ReadImage(str(path))
+    expected = nodes.geometry_of_volume_node(reference)
+    found = Geometry.of(image)
+    problems = found.differences(expected)
+    if problems:
+        raise ValueError(f"{path} is not on the grid of {reference.GetName()!r}: "
+                         + "; ".join(problems))
+    return sitk.GetArrayFromImage(image).astype(np.uint8)
+
+
+def postprocess_labels(labels: np.ndarray, ops: str, reference: Any,
+                       rows: Iterable[ReviewRow] = ()) -> np.ndarray:
+    """The CLI's ``postprocess`` operations on a result, with the reference as intensity image."""
+    from ..postprocess.ops import apply_ops
+
+    intensity, geometry = nodes.volume_node_to_array(reference)
+    scores = np.zeros(labels.shape[0], np.float32)
+    for row in rows:
+        if 0 <= row.slice < len(scores) and row.classifier_score is not None:
+            scores[row.slice] = row.classifier_score
+    result = apply_ops(labels > 0, ops, spacing=geometry.spacing_zyx, intensity=intensity,
+                       brain=intensity != 0, slice_scores=scores)
+    return result.astype(np.uint8)
+
+
+def import_result(scene: Any, out_dir: str | Path, case: str, reference: Any,
+                  method: str = "combined", postprocess_ops: str | None = None,
+                  name: str | None = None) -> SegmentResult:
+    """The label map and slice scores of a finished segment run as nodes in ``scene``."""
+    paths = result_paths(out_dir, case, method)
+    for key in ("labels", "slices"):
+        if not paths[key].is_file():
+            raise FileNotFoundError(f"segment did not write {paths[key]}")
+    labels = read_label_map(paths["labels"], reference)
+    rows = read_slices_csv(paths["slices"])
+    if postprocess_ops:
+        labels = postprocess_labels(labels, postprocess_ops, reference, rows)
+    segmentation = nodes.segmentation_node_from_labelmap(
+        scene, labels, reference, name=name or scene.GenerateUniqueName(f"WeakSeg {case}"))
+    return SegmentResult(case, segmentation, labels, rows, paths["labels"], paths["slices"])
+
+
+def review_table(scene: Any, session: ReviewSession, node: Any | None = None) -> Any:
+    """Fill (or refill in place) the review table node from a session."""
+    name = f"WeakSeg review {session.case}".strip()
+    return nodes.review_table_node(scene, session.table_rows(), name=name, node=node)
+
+
+# ------------------------------------------------------------------ slices ↔ RAS
+
+def slice_center_ras(reference: Any, slice_index: int) -> tuple[float, float, float]:
+    """RAS position of the centre of axial slice ``slice_index`` (k) of the reference volume."""
+    import vtk
+
+    dims = reference.GetImageData().GetDimensions()
+    matrix = vtk.vtkMatrix4x4()
+    reference.GetIJKToRASMatrix(matrix)
+    ijk = ((dims[0] - 1) / 2.0, (dims[1] - 1) / 2.0, float(slice_index), 1.0)
+    ras = matrix.MultiplyPoint(ijk)
+    return float(ras[0]), float(ras[1]), float(ras[2])
+
+
+def slice_index_at(reference: Any, ras: Iterable[float]) -> int:
+    """Axial slice (k, clamped to the volume) of the reference that a RAS point falls in."""
+    import vtk
+
+    matrix = vtk.vtkMatrix4x4()
+    reference.GetRASToIJKMatrix(matrix)
+    r, a, s = (float(v) for v in ras)
+    k = matrix.MultiplyPoint((r, a, s, 1.0))[2]
+    depth = reference.GetImageData().GetDimensions()[2]
+    return int(min(max(round(k), 0), depth - 1))
+
+
+def slice_nodes(scene: Any) -> list[Any]:
+    return [scene.GetNthNodeByClass(i, "vtkMRMLSliceNode")
+            for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceNode"))]
+
+
+def jump_to_slice(scene: Any, reference: Any, slice_index: int) -> tuple[float, float, float]:
+    """Move every slice view to the given slice of the reference (what a review row click does)."""
+    import slicer
+
+    ras = slice_center_ras(reference, slice_index)
+    slicer.vtkMRMLSliceNode.JumpAllSlices(scene, *ras)
+    return ras
+
+
+def current_slice_index(scene: Any, reference: Any, view: str = "Red") -> int:
+    """The reference's slice under a view's plane (the axial Red view unless told otherwise)."""
+    candidates = slice_nodes(scene)
+    if not candidates:
+        raise RuntimeError("the scene has no slice views")
+    chosen = next((n for n in candidates if n.GetLayoutName() == view), candidates[0])
+    slice_to_ras = chosen.GetSliceToRAS()
+    centre = [slice_to_ras.GetElement(row, 3) for row in range(3)]
+    return slice_index_at(reference, centre)
+
+
+# ------------------------------------------------------------------ export
+
+def export_segmentation(segmentation: Any, path: str | Path) -> Path:
+    """``.seg.nrrd`` with segment name and colour (Slicer's own storage node writes it)."""
+    return nodes.save_segmentation_node(segmentation, path)
+
+
+def export_labelmap(segmentation: Any, reference: Any, path: str | Path) -> Path:
+    """``.nii.gz`` label map on the reference's grid, including the user's edits."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return nodes.save_labelmap_nifti(segmentation, reference, path)
+
+
+def export_names(case: str) -> dict[str, str]:
+    """File names the Export section writes into the chosen folder."""
+    return {"seg": f"{case}_weakseg.seg.nrrd", "nifti": f"{case}_weakseg.nii.gz",
+            "csv": f"{case}_review.csv", "json": f"{case}_review.json"}
