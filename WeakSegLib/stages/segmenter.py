@@ -9,6 +9,7 @@ slice subsets, and the seed-only baseline with reconstruction and size weights 0
 """
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,6 +128,15 @@ def _salt(name: str) -> int:
     return zlib.crc32(name.encode())
 
 
+def equal_update_schedule(cfg: SegmenterConfig, n_all: int, n_subset: int) -> tuple[int, int]:
+    """Epochs and halving period for a segmenter trained on ``n_subset`` of the ``n_all``
+    training slices: scaled so it gets as many updates as the initial segmenter. The over-
+    segmenter sees ~¼ of the slices; at the same epoch count it stopped after ~30 updates with
+    S < 0.5 everywhere (fold 0 of the real sample)."""
+    factor = max(1.0, n_all / max(n_subset, 1))
+    return math.ceil(cfg.epochs * factor), max(1, math.ceil(cfg.halve_every * factor))
+
+
 def train_segmenter(ctx: RunContext, name: str, slice_index: np.ndarray,
                     seeds_override: dict[str, np.ndarray] | None = None,
                     cfg: SegmenterConfig | None = None) -> tuple[UNet, list[dict[str, float]]]:
@@ -140,10 +150,11 @@ def train_segmenter(ctx: RunContext, name: str, slice_index: np.ndarray,
     if not len(slice_index):
         raise ValueError(f"{name}: no training slice to train the segmenter on")
     arrays = segmenter_data(ctx, seeds_override)
+    epochs, halve_every = equal_update_schedule(cfg, len(ctx.train), len(slice_index))
     torch.manual_seed(seed)
     model = wrap_model(build_segmenter(ctx), ctx)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=cfg.halve_every, gamma=0.5)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=halve_every, gamma=0.5)
     salt = _salt(name)
     ctx.events.metric(name, "n_train_slices", len(slice_index))
 
@@ -159,7 +170,7 @@ def train_segmenter(ctx: RunContext, name: str, slice_index: np.ndarray,
         scheduler.step()
         return {**mean_records(records), "lr": lr}
 
-    history = run_epochs(ctx, name, cfg.epochs, cfg.time_budget_s,
+    history = run_epochs(ctx, name, epochs, cfg.time_budget_s,
                          {"model": model, "optimiser": optimiser, "scheduler": scheduler},
                          one_epoch)
     unet = unwrap(model)
