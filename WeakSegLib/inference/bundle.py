@@ -43,6 +43,7 @@ class Bundle:
     converter: nn.Module
     segmenters: dict[str, nn.Module] = field(default_factory=dict)
     split: dict[str, list[str]] = field(default_factory=dict)
+    gate: float = 0.5            # the classifier score below which a patch is empty
 
     @property
     def methods(self) -> list[str]:
@@ -74,8 +75,28 @@ def load_bundle(run_dir: str | Path, device: str = "auto") -> Bundle:
                       for name in SEGMENTER_STAGES if manifest.status(name) == "done"}
     except (ValueError, FileNotFoundError) as error:
         raise InputError(run_dir, str(error)) from None
+    split = dict(manifest.data.get("split", {}))
     return Bundle(run_dir, profile, list(manifest.data["channels"]), torch_device, classifier,
-                  converter, segmenters, dict(manifest.data.get("split", {})))
+                  converter, segmenters, split, gate_threshold(run_dir, profile, split))
+
+
+def gate_threshold(run_dir: Path, profile: Profile, split: dict[str, list[str]]) -> float:
+    """The configured gate, lowered to the classifier score that keeps ``gate_sensitivity``
+    of the training tumour slices (from the classifier stage's own scores)."""
+    cfg = profile.inference
+    scores_path, slices_path = run_dir / "classifier" / "scores.npz", run_dir / "data" / "slices.npz"
+    if cfg.gate_sensitivity is None or not scores_path.is_file() or not slices_path.is_file():
+        return cfg.gate
+    from ..data.slices import SliceSet
+    import numpy as np
+
+    with np.load(scores_path, allow_pickle=False) as npz:
+        scores = np.asarray(npz["train"], np.float32)
+    labels = SliceSet.load(slices_path).for_cases(split.get("train", [])).labels
+    if labels.shape != scores.shape or not (labels == 1).any():
+        return cfg.gate
+    kept = float(np.quantile(scores[labels == 1], 1.0 - cfg.gate_sensitivity))
+    return min(cfg.gate, kept)
 
 
 def check_methods(bundle: Bundle, methods: list[str]) -> list[str]:

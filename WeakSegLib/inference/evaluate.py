@@ -147,6 +147,7 @@ def evaluate_model(bundle: Bundle, cohort: Cohort, out_dir: Path, overwrite: boo
                         "per_case": seconds}
     report["model"] = str(bundle.run_dir)
     report["device"] = str(bundle.device)
+    report["gate"] = bundle.gate
     path = write_report(report, out_dir)
     events.artefact("evaluate", path)
     from ..report import write_html_report

@@ -110,7 +110,7 @@ def segment_case(bundle: Bundle, case: CaseVolumes, methods: list[str],
     variant = np.where(brain, variant, flair)
     probabilities, labels, difference = {}, {}, {}
     for method, maps in _method_maps(outputs, methods).items():
-        gated = gate(maps, outputs["score"], cfg.inference.gate)
+        gated = gate(maps, outputs["score"], bundle.gate)
         probability = np.where(brain, grid.assemble(gated), 0).astype(np.float32)
         probabilities[method] = probability
         segmented = probability > cfg.inference.threshold
@@ -126,7 +126,7 @@ def segment_case(bundle: Bundle, case: CaseVolumes, methods: list[str],
     result.slice_scores = result.to_input_slices(grid.per_slice_max(outputs["score"]), 0.0)
     result.difference = {m: result.to_input_slices(d, np.nan) for m, d in difference.items()}
     result.seconds = time.monotonic() - started
-    result.extra = {"n_patches": len(grid)}
+    result.extra = {"n_patches": len(grid), "gate": bundle.gate}
     return result
 
 
