@@ -190,18 +190,12 @@ def cmd_segment(args: argparse.Namespace, events: EventWriter) -> int:
 def _slice_labels(args: argparse.Namespace, cohort: Cohort) -> dict | None:
     if not (args.labels or args.ranges):
         return None
-    import SimpleITK as sitk
-
     from .data.labels import labels_from_csv, labels_from_ranges
+    from .data.reader import read_shape
 
     def depth(path: Path) -> int:          # header only: the voxels are read later, once
-        reader = sitk.ImageFileReader()
-        reader.SetFileName(str(path))
-        try:
-            reader.ReadImageInformation()
-        except RuntimeError:
-            raise InputError(path, "cannot read it as an image (NIfTI/NRRD/MHA expected)") from None
-        return reader.GetSize()[2] if len(reader.GetSize()) > 2 else 1
+        shape = read_shape(path)
+        return shape[0] if len(shape) > 2 else 1
 
     n_slices = {c.name: depth(c.images["flair"]) for c in cohort}
     if args.labels:

@@ -68,3 +68,13 @@ def test_specks_and_surplus_components_are_not_tried() -> None:
     sizes = [c.sum() for c in slice_components(probability, 0.5, min_px=5)]
     assert sizes == [25, 9]
     assert [c.sum() for c in slice_components(probability, 0.5, max_count=1)] == [25]
+
+
+def test_subset_segmenters_get_as_many_updates_as_the_initial_one() -> None:
+    from WeakSegLib.config import SegmenterConfig
+    from WeakSegLib.stages.segmenter import equal_update_schedule
+
+    cfg = SegmenterConfig(epochs=10, halve_every=8)
+    assert equal_update_schedule(cfg, 400, 400) == (10, 8)
+    assert equal_update_schedule(cfg, 400, 100) == (40, 32)     # a quarter of the slices
+    assert equal_update_schedule(cfg, 400, 1000) == (10, 8)     # never fewer epochs

@@ -163,6 +163,17 @@ def read_case(case: CaseFiles, require_mask: bool = False) -> CaseVolumes:
     return CaseVolumes(case.name, images, reference, mask, case)
 
 
+def read_shape(path: Path) -> tuple[int, ...]:
+    """(z, y, x) of an image from its header alone (the voxels are not read)."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        raise InputError(path, "cannot read it as an image (NIfTI/NRRD/MHA expected)") from None
+    return tuple(reversed(reader.GetSize()))
+
+
 def write_label_map(path: Path, labels: np.ndarray, geometry: Geometry,
                     overwrite: bool = False) -> Path:
     """Write a uint8 label map on ``geometry``; refuses to overwrite unless asked."""

@@ -12,52 +12,32 @@ import torch
 from torch import nn
 
 from ..config import RuntimeConfig
+from ..inference.patches import PatchGrid
 from ..data.preprocess import PreprocessedCase
 from ..models.mixed_unet import tumour_probability
 from ..stages.common import batches
 from ..stages.runtime import autocast, to_device
 
 
-def tile_starts(length: int, patch: int, stride: int) -> list[int]:
-    """Tile offsets covering ``length`` (≥ patch after padding), the last one flush with the end."""
-    if length <= patch:
-        return [0]
-    starts = list(range(0, length - patch + 1, stride))
-    if starts[-1] != length - patch:
-        starts.append(length - patch)
-    return starts
-
-
 @torch.no_grad()
 def predict_probabilities(model: nn.Module, image: np.ndarray, patch: int, stride: int,
                           device: torch.device, runtime: RuntimeConfig = RuntimeConfig(),
                           batch_size: int = 64) -> np.ndarray:
-    """(Z, C, H, W) slices → (Z, H, W) tumour probabilities."""
-    depth, _, height, width = image.shape
-    pad_h, pad_w = max(0, patch - height), max(0, patch - width)
-    padded = np.pad(image, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)))
-    ys = tile_starts(padded.shape[2], patch, stride)
-    xs = tile_starts(padded.shape[3], patch, stride)
-    spots = [(z, y, x) for z in range(depth) for y in ys for x in xs]
-    total = np.zeros((depth, *padded.shape[2:]), np.float32)
-    count = np.zeros_like(total)
+    """(Z, C, H, W) slices → (Z, H, W) tumour probabilities, tiled as the weak pipeline tiles."""
+    grid = PatchGrid.cover((image.shape[0], *image.shape[-2:]), patch, stride)
+    tiles = grid.extract(image)
     was_training = model.training
     model.eval()
+    probs = []
     try:
-        for chunk in batches(np.arange(len(spots)), batch_size):
-            tiles = np.stack([padded[z, :, y:y + patch, x:x + patch]
-                              for z, y, x in (spots[i] for i in chunk)])
+        for chunk in batches(np.arange(len(tiles)), batch_size):
             with autocast(runtime, device):
-                logits = model(to_device(tiles, device, runtime))
-            probs = tumour_probability(logits).cpu().numpy()
-            for i, prob in zip(chunk, probs):
-                z, y, x = spots[i]
-                total[z, y:y + patch, x:x + patch] += prob
-                count[z, y:y + patch, x:x + patch] += 1
+                logits = model(to_device(tiles[chunk], device, runtime))
+            probs.append(tumour_probability(logits).float().cpu().numpy())
     finally:
         model.train(was_training)
-    out = total / np.maximum(count, 1)
-    return out[:, :height, :width]
+    maps = np.concatenate(probs) if probs else np.zeros((0, patch, patch), np.float32)
+    return grid.assemble(maps.reshape(len(tiles), patch, patch))
 
 
 def predict_case(model: nn.Module, prep: PreprocessedCase, patch: int, stride: int,

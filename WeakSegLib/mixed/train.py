@@ -26,6 +26,7 @@ import torch
 from ..config import Profile
 from ..data.cohort import Cohort
 from ..data.errors import InputError
+from ..data.reader import read_shape
 from ..data.slices import SliceLabels
 from ..events import EventWriter
 from ..manifest import Manifest
@@ -244,15 +245,7 @@ def _train(data: MixedSlices, run_dir: Path, profile: Profile, device: str,
 
 def _case_shape(path: Path) -> tuple[int, int, int]:
     """(z, y, x) of an image from its header only."""
-    import SimpleITK as sitk
-
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError:
-        raise InputError(path, "cannot read it as an image (NIfTI/NRRD/MHA expected)") from None
-    return tuple(reversed(reader.GetSize()))  # type: ignore[return-value]
+    return read_shape(path)  # type: ignore[return-value]
 
 
 def train_mixed_cohort(cohort: Cohort, run_dir: str | Path, profile: Profile,

@@ -35,6 +35,13 @@ def plot_history(history: list[dict[str, float]], keys: Sequence[str], path: Pat
     return path
 
 
+def figure_picks(labels: np.ndarray, rows: int) -> np.ndarray:
+    """Up to ``rows`` tumour-labelled slices spread over the set (any slices if none)."""
+    pool = np.flatnonzero(np.asarray(labels) == 1)
+    pool = pool if len(pool) else np.arange(len(labels))
+    return pool[np.linspace(0, len(pool) - 1, min(rows, len(pool))).astype(int)]
+
+
 def seed_codes(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
     """One array for a seeds panel: 0 none, 1 negative, 2 positive."""
     return np.where(positive, 2, np.where(negative, 1, 0)).astype(np.uint8)

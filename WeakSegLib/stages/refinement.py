@@ -24,7 +24,7 @@ from .case_files import read_case_arrays, write_case_arrays
 from .classifier import load_classifier
 from .common import predict_scores
 from .converter import load_seeds
-from .figures import seed_codes, slice_panels
+from .figures import figure_picks, seed_codes, slice_panels
 from .segmenter import load_probabilities
 
 _FIGURE_ROWS = 6
@@ -142,9 +142,7 @@ class RefinementStage(Stage):
     @staticmethod
     def _figure(data: SliceSet, seeds: dict[str, np.ndarray], refined: dict[str, np.ndarray],
                 probabilities: np.ndarray, path: Path) -> Path:
-        pool = np.flatnonzero(data.labels == 1)
-        pool = pool if len(pool) else np.arange(len(data))
-        picks = pool[np.linspace(0, len(pool) - 1, min(_FIGURE_ROWS, len(pool))).astype(int)]
+        picks = figure_picks(data.labels, _FIGURE_ROWS)
         rows = []
         for i in picks:
             row = {"image": data.flair[i], "S": probabilities[i],

@@ -28,7 +28,7 @@ from .base import RunContext, Stage, run_epochs
 from .common import (batches, epoch_generator, even_shard, mean_records, predict_batched,
                      recalibrate_batchnorm, unwrap, wrap_model)
 from .converter import load_seeds, load_variants
-from .figures import slice_panels
+from .figures import figure_picks, slice_panels
 from .losses import segmenter_loss
 from .runtime import autocast, to_device
 
@@ -237,9 +237,7 @@ def _figure(ctx: RunContext, name: str, probabilities: np.ndarray, variants: np.
             path: Path) -> Path:
     """Image with the truth outlined, S, S > 0.5 and v for up to 6 training tumour slices."""
     data = ctx.train
-    pool = np.flatnonzero(data.labels == 1)
-    pool = pool if len(pool) else np.arange(len(data))
-    picks = pool[np.linspace(0, len(pool) - 1, min(_FIGURE_ROWS, len(pool))).astype(int)]
+    picks = figure_picks(data.labels, _FIGURE_ROWS)
     rows = []
     for i in picks:
         row = {"image": data.flair[i], "S": probabilities[i],

@@ -1,0 +1,59 @@
+"""Opening a run for inference: the methods it offers and the classifier gate it uses."""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from WeakSegLib.config import get_profile
+from WeakSegLib.data.errors import InputError
+from WeakSegLib.data.slices import SliceSet
+from WeakSegLib.inference.bundle import check_methods, gate_threshold, load_bundle
+
+
+def _fake_run(tmp_path: Path, scores: np.ndarray, labels: np.ndarray) -> Path:
+    run = tmp_path / "run"
+    (run / "classifier").mkdir(parents=True)
+    (run / "data").mkdir()
+    np.savez(run / "classifier" / "scores.npz", train=scores, val=scores[:0])
+    n = len(labels)
+    SliceSet(images=np.zeros((n, 1, 4, 4), np.float32), labels=labels.astype(np.uint8),
+             case_index=np.zeros(n, int), slice_index=np.arange(n), cases=["A"],
+             channels=["flair"]).save(run / "data" / "slices.npz")
+    return run
+
+
+def test_gate_keeps_the_asked_fraction_of_training_tumour_slices(tmp_path: Path) -> None:
+    scores = np.linspace(0.0, 1.0, 101).astype(np.float32)
+    labels = np.ones(101)
+    run = _fake_run(tmp_path, scores, labels)
+    profile = get_profile("fast")
+    split = {"train": ["A"]}
+    gate = gate_threshold(run, profile, split)
+    assert gate == pytest.approx(0.01, abs=1e-3)
+    assert (scores[labels == 1] >= gate).mean() >= 0.99
+    fixed = replace(profile, inference=replace(profile.inference, gate_sensitivity=None))
+    assert gate_threshold(run, fixed, split) == 0.5
+    confident = _fake_run(tmp_path / "b", np.full(101, 0.9, np.float32), labels)
+    assert gate_threshold(confident, profile, split) == 0.5     # lowered, never raised
+
+
+def test_a_run_without_later_stages_offers_fewer_methods(tiny_run: Path, tmp_path: Path) -> None:
+    partial = tmp_path / "partial"
+    shutil.copytree(tiny_run, partial)
+    manifest = json.loads((partial / "manifest.json").read_text())
+    for stage in ("refinement", "under", "over", "seed_only"):
+        manifest["stages"].pop(stage)
+    (partial / "manifest.json").write_text(json.dumps(manifest))
+    bundle = load_bundle(partial, "cpu")
+    assert bundle.methods == ["initial", "l1_baseline"]
+    with pytest.raises(InputError, match="cannot segment with"):
+        check_methods(bundle, ["combined"])
+    manifest["stages"]["converter"]["status"] = "failed"
+    (partial / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match="has not finished"):
+        load_bundle(partial, "cpu")
