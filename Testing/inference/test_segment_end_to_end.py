@@ -45,6 +45,7 @@ def test_every_stage_is_done_with_its_artefacts(tiny_run: Path) -> None:
         "l1_baseline"]
 
 
+@pytest.mark.slow          # ~2 min on 2 cores: a full-resolution 240×240×155 volume
 def test_segment_keeps_the_real_input_geometry_and_writes_a_readable_seg_nrrd(
         tiny_run: Path, brats_sample: Path, tmp_path: Path) -> None:
     case_dir = brats_sample / "Brats18_CBICA_AAB_1"
