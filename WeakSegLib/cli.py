@@ -221,12 +221,13 @@ def cmd_train(args: argparse.Namespace, events: EventWriter) -> int:
             cohort, args.out, profile, full_cases=[c.strip() for c in
                                                    (args.full_cases or "").split(",") if c.strip()],
             review_records=args.review, labels=_slice_labels(args, cohort), device=args.device,
+            accepted_from=args.accepted_from,
             events=events, resume=args.resume, show_progress=not args.quiet)
         _say(args, f"mixed supervision: {run.metrics['composition']}, "
                    f"{run.metrics['epochs_run']} epochs\nmodel: {run.model_path}")
         return 0
-    if args.full_cases or args.review:
-        raise InputError(None, "--full-cases and --review need --mode mixed")
+    if args.full_cases or args.review or args.accepted_from:
+        raise InputError(None, "--full-cases, --review and --accepted-from need --mode mixed")
     manifest = train(cohort, args.out, profile, device=args.device,
                      stages=stages, resume=args.resume, events=events,
                      val_cases=args.val_cases.split(",") if args.val_cases else None,
@@ -381,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--mode mixed: cases whose masks are full annotations")
     p.add_argument("--review", type=Path, metavar="RECORDS.json",
                    help="--mode mixed: review records; accepted/corrected slices become masks")
+    p.add_argument("--accepted-from", type=Path, metavar="SEGMENT_DIR",
+                   help="--mode mixed: a `weakseg segment` output; its unflagged slices "
+                   "(difference score ≥ 0.2) become masks too (seed 000 §5)")
     p.set_defaults(func=cmd_train)
     return parser
 

@@ -141,3 +141,25 @@ def test_reviewed_slices_are_the_only_masks_of_a_weak_case(
     assert not data.targets(np.flatnonzero(case1 & ~data.has_mask)).any()
     again = data.with_full_cases(["Case1"])
     assert not again.has_mask[case0].any() and again.has_mask[case1].sum() == 3
+
+
+def test_unflagged_slices_of_a_segment_output_become_accepted_records(tmp_path: Path) -> None:
+    from WeakSegLib.mixed.records import records_from_segmentation
+
+    folder = tmp_path / "seg" / "Case1"
+    folder.mkdir(parents=True)
+    write_volume(folder / "Case1_combined.nii.gz", np.zeros(SHAPE, np.uint8))
+    (folder / "Case1_slices.csv").write_text(
+        "slice,classifier_score,difference_score,flagged\n"
+        "0,0.1,,0\n1,0.9,0.35,0\n2,0.9,0.05,1\n3,0.8,0.2,0\n")
+    records = records_from_segmentation(tmp_path / "seg", ["Case1", "Other"])
+    assert [(r.slice, r.status) for r in records] == [(1, "accepted"), (3, "accepted")]
+    assert records[0].mask_path == folder / "Case1_combined.nii.gz"
+    shapes = {"Case1": SHAPE}
+    reviewed = review_annotations(records, shapes)["Case1"]
+    assert reviewed.annotated.tolist()[:4] == [False, True, False, True]
+    (folder / "Case1_slices.csv").write_text("z,score\n1,0.3\n")
+    with pytest.raises(InputError, match="Case1_slices.csv"):
+        records_from_segmentation(tmp_path / "seg", ["Case1"])
+    with pytest.raises(InputError, match="does not exist"):
+        records_from_segmentation(tmp_path / "nowhere", ["Case1"])

@@ -143,6 +143,39 @@ def review_annotations(records: Sequence[ReviewRecord], shapes: Mapping[str, tup
     return out
 
 
+def records_from_segmentation(segment_dir: str | Path, cases: Sequence[str],
+                              method: str = "combined", threshold: float = 0.2
+                              ) -> list[ReviewRecord]:
+    """The weakly supervised pipeline's trusted slices as *accepted* records (seed 000 §5):
+    every slice of a ``weakseg segment`` output whose segmentation is non-empty and whose
+    difference score is at least ``threshold`` (not flagged). Read from
+    ``<case>/<case>_slices.csv`` and ``<case>/<case>_<method>.nii.gz``; cases without output
+    are skipped, a table without the columns is an error naming it."""
+    import csv
+
+    segment_dir = Path(segment_dir)
+    if not segment_dir.is_dir():
+        raise InputError(segment_dir, "segmentation folder does not exist (give the --out "
+                         "folder of `weakseg segment`)")
+    records = []
+    for case in cases:
+        table = segment_dir / case / f"{case}_slices.csv"
+        labels = segment_dir / case / f"{case}_{method}.nii.gz"
+        if not table.is_file() or not labels.is_file():
+            continue
+        with table.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            if not {"slice", "difference_score"} <= set(reader.fieldnames or ()):
+                raise InputError(table, "is not a `weakseg segment` slice table (needs columns "
+                                 "slice and difference_score)")
+            for row in reader:
+                score = row["difference_score"].strip()
+                if score and float(score) >= threshold:
+                    records.append(ReviewRecord(case, int(row["slice"]), "accepted",
+                                                f"weakseg:{method}", "", labels))
+    return records
+
+
 def status_counts(records: Sequence[ReviewRecord]) -> dict[str, int]:
     """Final status counts (last record of each slice), for metrics and messages."""
     final = {(r.case, r.slice): r.status for r in records}

@@ -42,7 +42,8 @@ from ..stages.runtime import (DistInfo, autocast, configure_backend, resolve_dev
 from .data import MixedSlices, build_mixed_slices
 from .losses import mixed_loss
 from .optim import NormalisedSGD, PlateauHalving
-from .records import load_review_records, review_annotations, status_counts
+from .records import (load_review_records, records_from_segmentation, review_annotations,
+                      status_counts)
 from .sampler import KIND_NAMES, MixedBatchSampler
 
 STAGE = "mixed"
@@ -253,10 +254,12 @@ def train_mixed_cohort(cohort: Cohort, run_dir: str | Path, profile: Profile,
                        label_maps: Mapping[str, str | Path] | None = None,
                        labels: SliceLabels | None = None, device: str = "auto",
                        events: EventWriter | None = None, resume: bool = False,
-                       show_progress: bool = True) -> MixedRun:
+                       show_progress: bool = True, accepted_from: str | Path | None = None,
+                       accepted_threshold: float = 0.2) -> MixedRun:
     """What ``weakseg train --mode mixed`` and the Slicer "Retrain with reviewed slices" call:
     masks of ``full_cases`` and of the accepted/corrected slices in ``review_records``, slice
-    labels (``labels``, else from masks) for the rest."""
+    labels (``labels``, else from masks) for the rest. ``accepted_from``: a ``weakseg
+    segment`` output whose unflagged slices join as accepted annotations (reviews override)."""
     run_dir = Path(run_dir)
     _check_run_dir(run_dir, resume)
     full_cases = list(full_cases)
@@ -265,11 +268,15 @@ def train_mixed_cohort(cohort: Cohort, run_dir: str | Path, profile: Profile,
         raise InputError(None, f"--full-cases not in the cohort: {', '.join(unknown)} "
                          f"(cases: {', '.join(cohort.names)})")
     reviews, settings = {}, {"full_cases": full_cases}
-    if review_records is not None:
-        records = load_review_records(review_records)
+    records = [] if accepted_from is None else records_from_segmentation(
+        accepted_from, cohort.names, threshold=accepted_threshold)
+    if accepted_from is not None:
+        settings.update(accepted_from=str(accepted_from), accepted_slices=len(records))
+    if review_records is not None or records:
+        records += load_review_records(review_records) if review_records is not None else []
         shapes = {c.name: _case_shape(c.images["flair"]) for c in cohort}
         reviews = review_annotations(records, shapes, label_maps, source=review_records)
-        settings.update(review_records=str(review_records),
+        settings.update(review_records=str(review_records) if review_records else None,
                         review_status=status_counts(records),
                         reviewed_annotated_slices={c: int(r.annotated.sum())
                                                    for c, r in reviews.items()})
