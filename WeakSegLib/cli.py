@@ -173,9 +173,15 @@ def cmd_segment(args: argparse.Namespace, events: EventWriter) -> int:
     from .inference.bundle import load_bundle
     from .inference.segment import segment_cohort
 
-    bundle = load_bundle(args.model, args.device)
-    methods = bundle.methods if args.method == "all" else [m.strip() for m in
-                                                           args.method.split(",") if m.strip()]
+    from .inference.mixed_segment import is_mixed_run, load_mixed_bundle
+
+    if is_mixed_run(args.model):       # one network, one method: "mixed"
+        bundle = load_mixed_bundle(args.model, args.device)
+        methods = list(bundle.methods)
+    else:
+        bundle = load_bundle(args.model, args.device)
+        methods = bundle.methods if args.method == "all" else [
+            m.strip() for m in args.method.split(",") if m.strip()]
     cohort = discover_cohort(args.input, aliases=_pairs(args.alias, "--alias"),
                              mapping=_pairs(args.map, "--map"))
     results = segment_cohort(bundle, cohort, args.out, methods, overwrite=args.overwrite,

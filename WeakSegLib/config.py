@@ -129,7 +129,7 @@ class RefinementConfig:
 
 @dataclass(frozen=True)
 class InferenceConfig:
-    patch: int = 128
+    patch: int = 128                    # recorded for the manifest; inference uses data.size
     stride: int = 64
     gate: float = 0.5
     # Not in seed 000: gating at 0.5 threw away every tumour patch the classifier missed (its

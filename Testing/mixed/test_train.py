@@ -107,3 +107,17 @@ def test_cli_mixed_mode(synthetic_cohort: Path, tmp_path: Path,
     assert manifest.data["mode"] == "mixed" and manifest.status("mixed") == "done"
     assert manifest.data["data"]["review_status"]["corrected"] == 1
     assert manifest.data["data"]["composition"]["masked_tumour"] > 0
+
+    # the retrained model segments like any bundle: method "mixed", input geometry, no flags
+    out = tmp_path / "seg"
+    case = synthetic_cohort / "Case1"
+    assert main(["segment", "--model", str(run), "--input", str(case), "--out", str(out),
+                 "--quiet"]) == 0
+    import SimpleITK as sitk
+    labels = sitk.ReadImage(str(out / "Case1" / "Case1_mixed.nii.gz"))
+    reference = sitk.ReadImage(str(next(case.glob("*flair*"))))
+    assert labels.GetSize() == reference.GetSize()
+    assert labels.GetOrigin() == pytest.approx(reference.GetOrigin())
+    table = (out / "Case1" / "Case1_slices.csv").read_text().splitlines()
+    assert len(table) == reference.GetSize()[2] + 1
+    assert all(line.endswith(",,0") for line in table[1:])

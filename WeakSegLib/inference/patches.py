@@ -9,6 +9,13 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def patch_geometry(size: int, stride: int) -> tuple[int, int]:
+    """(patch, stride) for a network trained on ``size`` px crops: the patch is the training
+    size (the networks accept nothing else) and the stride at most half of it, so every pixel
+    is covered and overlaps are averaged whatever the profile's overrides."""
+    return size, max(1, min(stride, size // 2))
+
+
 def window_starts(length: int, patch: int, stride: int) -> list[int]:
     """Starts of windows covering ``[0, length)``; the last window ends at the border."""
     if stride < 1 or patch < 1:

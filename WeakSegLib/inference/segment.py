@@ -12,6 +12,7 @@ from ..events import EventWriter
 from ..postprocess.ops import apply_ops, parse_ops
 from ..progress import track
 from .bundle import Bundle, check_methods
+from .mixed_segment import MixedBundle, segment_case_mixed
 from .outputs import case_outputs, refuse_existing, write_case
 from .volume import CaseSegmentation, segment_case
 
@@ -24,7 +25,7 @@ def postprocess_case(result: CaseSegmentation, ops: str, brain: np.ndarray) -> N
             slice_scores=result.slice_scores).astype(np.uint8)
 
 
-def segment_cohort(bundle: Bundle, cohort: Cohort, out_dir: Path | None,
+def segment_cohort(bundle: Bundle | MixedBundle, cohort: Cohort, out_dir: Path | None,
                    methods: Sequence[str], overwrite: bool = False, postprocess: str | None = None,
                    events: EventWriter | None = None, show_progress: bool = True,
                    keep: bool = False) -> list[CaseSegmentation]:
@@ -32,7 +33,8 @@ def segment_cohort(bundle: Bundle, cohort: Cohort, out_dir: Path | None,
     an existing output stops the run before minutes are spent). ``keep``: return the full
     results (evaluation needs them); otherwise only the label maps are kept in memory."""
     events = events or EventWriter()
-    methods = check_methods(bundle, list(methods))
+    mixed = isinstance(bundle, MixedBundle)
+    methods = list(bundle.methods) if mixed else check_methods(bundle, list(methods))
     if postprocess:
         try:
             parse_ops(postprocess)
@@ -48,7 +50,8 @@ def segment_cohort(bundle: Bundle, cohort: Cohort, out_dir: Path | None,
     for files in track(cohort.cases, "segment", events=events, stage="segment",
                        unit="case", show=show_progress):
         case = read_case(files)
-        result = segment_case(bundle, case, methods)
+        result = segment_case_mixed(bundle, case) if mixed else segment_case(bundle, case,
+                                                                              methods)
         if postprocess:
             postprocess_case(result, postprocess, case.brain)
         if out_dir is not None:

@@ -20,7 +20,7 @@ from ..stages.common import batches
 from ..stages.runtime import autocast, to_device
 from .bundle import Bundle
 from .combine import combine, difference_scores, gate
-from .patches import PatchGrid
+from .patches import PatchGrid, patch_geometry
 
 
 @dataclass
@@ -100,7 +100,8 @@ def segment_case(bundle: Bundle, case: CaseVolumes, methods: list[str],
     prep = preprocess_case(case, cfg.data, bundle.channels)
     depth, _, height, width = prep.image.shape
     brain = np.any(prep.image != 0, axis=1)
-    grid = PatchGrid.cover((depth, height, width), cfg.inference.patch, cfg.inference.stride,
+    patch, stride = patch_geometry(cfg.data.size, cfg.inference.stride)
+    grid = PatchGrid.cover((depth, height, width), patch, stride,
                            slices=np.flatnonzero(brain.any(axis=(1, 2))))
     flair_channel = bundle.channels.index("flair")
     outputs = _patch_outputs(bundle, grid.extract(prep.image), flair_channel, batch_size,
