@@ -56,6 +56,10 @@ class SeedConfig:
     rise_p: float = 0.5
     rise_batch: int = 250
     rise_seed: int = 0                  # RISE masks come from this seed: same on every rank
+    # "expected" (paper: ÷ N·p) or "coverage" (÷ how often each pixel was revealed). With 250
+    # masks the paper's maps are mostly the masks' coverage pattern (see explain/rise.py); with
+    # the FLAIR prior below that matters little (positive seeds 0.90 vs 0.87 inside the tumour).
+    rise_normalise: str = "expected"
     positive_threshold: float = 0.8
     negative_threshold: float = 0.2
     # Not in seed 000 (DESIGN.md's rule is saliency > 0.8 / < 0.2 alone). On the real sample that

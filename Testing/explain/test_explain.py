@@ -222,3 +222,22 @@ def test_intensity_prior_seeds_need_saliency_and_hyperintensity() -> None:
     assert negative[1].all() and not positive[1].any()        # healthy slice
     norm = brain_normalised(saliency, flair > 0)
     assert norm[0][flair[0] == 0].max() == 0 and norm[0].max() == pytest.approx(1.0)
+
+
+def test_coverage_normalised_rise_finds_the_square_with_few_masks() -> None:
+    """With 250 masks the paper's ÷ N·p map is mostly the masks' coverage pattern; dividing
+    each pixel by its actual coverage removes that pattern and leaves the square."""
+    images = torch.ones(1, 2, 64, 64)
+    args = dict(n_masks=250, grid=8, p=0.5, seed=2, batch=250, fold_bn=False)
+    coverage = generate_masks((64, 64), 250, 8, 0.5, 2).sum(dim=0).reshape(-1)
+    inside = torch.zeros(64, 64, dtype=torch.bool)
+    inside[SQUARE] = True
+    scores = {}
+    for normalise in ("expected", "coverage"):
+        sal = rise_saliency(SquareModel(), images, normalise=normalise, **args)[0]
+        scores[normalise] = (float(sal[inside].mean() - sal[~inside].mean()),
+                             float(torch.corrcoef(torch.stack([sal.reshape(-1), coverage]))[0, 1]))
+    assert scores["coverage"][0] > scores["expected"][0]          # more contrast on the square
+    assert abs(scores["coverage"][1]) < abs(scores["expected"][1])  # less of the mask pattern
+    with pytest.raises(ValueError, match="normalise"):
+        rise_saliency(SquareModel(), images, normalise="other", **args)

@@ -44,7 +44,8 @@ def get_explainer(name: str, cfg: SeedConfig | None = None) -> Explainer:
 def _rise(cfg: SeedConfig) -> Explainer:
     def explain(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
         return rise_saliency(model, images, n_masks=cfg.rise_masks, grid=cfg.rise_grid,
-                             p=cfg.rise_p, seed=cfg.rise_seed, batch=cfg.rise_batch)
+                             p=cfg.rise_p, seed=cfg.rise_seed, batch=cfg.rise_batch,
+                             normalise=cfg.rise_normalise)
     return explain
 
 

@@ -113,8 +113,16 @@ def rise_partial_sums(model: nn.Module, images: torch.Tensor,
 def rise_saliency(model: nn.Module, images: torch.Tensor, *, n_masks: int = 4000,
                   grid: int = 8, p: float = 0.5, seed: int = 0, batch: int = 250,
                   fold_bn: bool = True, rank: int = 0, world_size: int = 1,
-                  all_reduce: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
+                  all_reduce: Callable[[torch.Tensor], None] | None = None,
+                  normalise: str = "expected") -> torch.Tensor:
     """RISE maps ``[B, H, W]`` in [0, 1] (on the model's device).
+
+    ``normalise='expected'`` (default) divides by N·p, the paper's expected mask coverage;
+    ``'coverage'`` divides each pixel by how often the masks actually revealed it, i.e. the mean
+    score of the masks that show the pixel. With 250 masks the actual coverage varies over the
+    image more than a weak classifier's scores do, and the paper's maps become that coverage
+    pattern: on fold 0 of the real sample they correlate 0.99 between slices (0.59 with
+    'coverage', whose plain positive seed overlap is 0.15 instead of 0.07).
 
     With ``world_size > 1`` this rank computes only its shard of masks and ``all_reduce``
     (in-place sum across ranks; default ``torch.distributed.all_reduce``) completes the sum, so
@@ -130,4 +138,9 @@ def rise_saliency(model: nn.Module, images: torch.Tensor, *, n_masks: int = 4000
                 raise RuntimeError("world_size > 1 needs torch.distributed or an all_reduce")
             all_reduce = dist.all_reduce
         all_reduce(sums)
+    if normalise == "coverage":
+        masks = generate_masks(tuple(images.shape[-2:]), n_masks, grid, p, seed, sums.device)
+        return minmax_per_image(sums / masks.sum(dim=0).clamp_min(1e-6))
+    if normalise != "expected":
+        raise ValueError(f"normalise must be 'coverage' or 'expected', got {normalise!r}")
     return minmax_per_image(sums / (n_masks * p))
