@@ -158,3 +158,16 @@ def test_stage_writes_every_artefact(tmp_path: Path) -> None:
     unet, meta = load_model(stage / "model.pt", UNet.architecture)
     assert unet.arch_kwargs["in_channels"] == len(ctx.train.channels) == 2
     assert meta["channels"] == ctx.train.channels
+
+
+def test_balanced_seed_loss_weighs_positive_and_negative_pixels_equally() -> None:
+    S = torch.tensor([[[[0.9, 0.2, 0.2, 0.2]]]])
+    positive = torch.tensor([[[[1.0, 0, 0, 0]]]])
+    negative = torch.tensor([[[[0.0, 1, 1, 1]]]])
+    pos, neg = -math.log(0.9), -math.log(0.8)
+    assert seed_loss(S, positive, negative, balanced=True).item() == pytest.approx(
+        (pos + neg) / 2, rel=1e-6)
+    assert seed_loss(S, positive, negative).item() == pytest.approx((pos + 3 * neg) / 4, rel=1e-6)
+    only_negative = seed_loss(S, torch.zeros_like(S), negative, balanced=True)
+    assert only_negative.item() == pytest.approx(neg, rel=1e-6)
+    assert seed_loss(S, torch.zeros_like(S), torch.zeros_like(S), balanced=True).item() == 0.0
