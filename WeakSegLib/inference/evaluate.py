@@ -152,7 +152,9 @@ def evaluate_model(bundle: Bundle, cohort: Cohort, out_dir: Path, overwrite: boo
     events.artefact("evaluate", path)
     from ..report import write_html_report
 
-    html = write_html_report(report, out_dir, {EXAMPLE_METHOD: _pick_examples(candidates)},
+    held_out = [e for e in candidates if e["case"] not in trained_on]
+    html = write_html_report(report, out_dir,
+                             {EXAMPLE_METHOD: _pick_examples(held_out or candidates)},
                              title=f"WeakSeg evaluation of {bundle.run_dir.name}")
     events.artefact("evaluate", html)
     return report
