@@ -153,3 +153,23 @@ def test_cli_train_rejects_bad_override(tiny_phantom: Path, tmp_path: Path,
     assert main(["train", "--data", str(tiny_phantom), "--out", str(tmp_path / "r"),
                  "--set", "classifier.epochz=1"]) == EXIT_BAD_INPUT
     assert "has no field 'epochz'" in capsys.readouterr().err
+
+
+def test_resume_accepts_settings_newer_than_the_run_at_their_default(tmp_path: Path) -> None:
+    """A run made before a setting existed behaved as its default; resuming it with the
+    default is no change, with another value it is one."""
+    from WeakSegLib.manifest import Manifest
+    from WeakSegLib.pipeline import _check_resumable_config
+
+    from dataclasses import asdict
+
+    profile = get_profile("fast")
+    config = json.loads(json.dumps(asdict(profile)))       # as the manifest stores it
+    del config["seeds"]["rise_normalise"]
+    manifest = Manifest.create(tmp_path, profile="fast", config=config, channels=["flair"],
+                               data={}, split={})
+    manifest.mark("seeds", "done")
+    _check_resumable_config(manifest, profile, tmp_path)
+    with pytest.raises(InputError, match="seeds.rise_normalise"):
+        _check_resumable_config(manifest, apply_overrides(profile, ["seeds.rise_normalise=coverage"]),
+                                tmp_path)

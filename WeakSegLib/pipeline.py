@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .config import Profile
+from .config import Profile, get_profile
 from .data.cohort import Cohort
 from .data.errors import InputError
 from .data.slices import SliceLabels, SliceSet, build_slice_set, cohort_fingerprint
@@ -155,13 +155,18 @@ def _check_resumable_config(manifest: Manifest, profile: Profile, run_dir: Path)
     """Settings of finished stages (and of data/runtime) must not change on resume; settings of
     stages still to run may, and the manifest then records the new ones."""
     recorded, now = manifest.data["config"], json.loads(json.dumps(asdict(profile)))
+    defaults = json.loads(json.dumps(asdict(get_profile(profile.name))))
     frozen, updated = [], []
     for section, values in now.items():
         if not isinstance(values, dict):
             continue
         for key, value in values.items():
-            if recorded.get(section, {}).get(key) == value:
+            old = recorded.get(section, {})
+            if old.get(key) == value:
                 continue
+            if key not in old and defaults.get(section, {}).get(key) == value:
+                updated.append(f"{section}.{key}")     # a setting newer than the run, at the
+                continue                               # default the run was made with
             stages = SECTION_STAGES.get(section, [])
             shapes_all = not stages and section in ("data", "runtime")
             if shapes_all or any(manifest.status(s) == "done" for s in stages):
