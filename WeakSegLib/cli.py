@@ -328,8 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="combined (default), combined_score_weight, initial, under, over, "
                    "seed_only, l1_baseline, a comma-separated list, or 'all'")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--postprocess", metavar="OPS",
-                   help="post-processing operations, e.g. tumour:2 (see `weakseg postprocess`)")
+    p.add_argument("--postprocess", metavar="OPS|none",
+                   help="post-processing operations (see `weakseg postprocess`); default: the "
+                   "run's profile, min_volume:500,fill_holes; 'none' for the raw segmentation")
     p.add_argument("--alias", action="append", metavar="NAME=MODALITY",
                    help="extra file-name token for a modality (repeatable)")
     p.add_argument("--map", action="append", metavar="MODALITY=FILE",

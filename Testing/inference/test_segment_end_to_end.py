@@ -128,7 +128,8 @@ def test_evaluate_model_writes_metrics_filtering_and_report(
                  "--out", str(out), "--quiet", "--summary"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["methods"]) == {"combined", "combined_score_weight", "initial", "under",
-                                       "over", "seed_only", "l1_baseline", "flair_threshold"}
+                                       "over", "seed_only", "l1_baseline", "flair_threshold",
+                                       "combined_pp"}
     for result in metrics["methods"].values():
         assert result["n_cases"] == 3
         assert {"slice_dice", "tumour_slice_dice", "volume_dice", "hd95_mm"} <= set(result)

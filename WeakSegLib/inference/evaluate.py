@@ -18,12 +18,15 @@ from ..events import EventWriter
 from ..metrics import classifier_metrics, per_slice_dice
 from ..progress import track
 from .bundle import Bundle
+from ..postprocess.ops import apply_ops
 from .outputs import case_outputs, write_case
+from .segment import resolve_postprocess
 from .volume import CaseSegmentation, segment_case
 
 BASELINES = ("seed_only", "l1_baseline", "flair_threshold")
-STEPS = ("initial", "under", "over", "combined", "combined_score_weight")
+STEPS = ("initial", "under", "over", "combined", "combined_score_weight", "combined_pp")
 EXAMPLE_METHOD = "combined"
+POSTPROCESSED = "combined_pp"      # combined after the profile's default post-processing
 
 
 def _slice_records(result: CaseSegmentation, truth: np.ndarray, brain_slices: np.ndarray
@@ -32,7 +35,7 @@ def _slice_records(result: CaseSegmentation, truth: np.ndarray, brain_slices: np
     tumour = truth.any(axis=(1, 2))[brain_slices]
     out = {}
     for method, labels in result.labels.items():
-        if method == "l1_baseline":         # no segmenter, so no difference score
+        if method not in result.difference:     # l1_baseline, combined_pp: no own score
             continue
         out[method] = {"dice": per_slice_dice(labels, truth)[brain_slices],
                        "difference": result.difference[method][brain_slices],
@@ -114,6 +117,7 @@ def evaluate_model(bundle: Bundle, cohort: Cohort, out_dir: Path, overwrite: boo
     pred_dir = out_dir / "predictions"
     methods = bundle.methods
     cfg = bundle.profile
+    ops = resolve_postprocess(bundle, None)
     records: dict[str, list[dict[str, np.ndarray]]] = {}
     labels_all, scores_all, candidates, seconds = [], [], [], {}
     for files in track(cohort.cases, "evaluate", events=events, stage="evaluate", unit="case",
@@ -121,8 +125,12 @@ def evaluate_model(bundle: Bundle, cohort: Cohort, out_dir: Path, overwrite: boo
         case = read_case(files, require_mask=True)
         result = segment_case(bundle, case, methods)
         seconds[case.name] = result.seconds
-        write_case(pred_dir, result, methods, methods[0], cfg.inference.difference_threshold,
-                   overwrite=True)
+        if ops and EXAMPLE_METHOD in result.labels:       # the default output of `segment`
+            result.labels[POSTPROCESSED] = apply_ops(
+                result.labels[EXAMPLE_METHOD], ops, spacing=case.geometry.spacing_zyx,
+                brain=case.brain, slice_scores=result.slice_scores).astype(np.uint8)
+        write_case(pred_dir, result, list(result.labels), methods[0],
+                   cfg.inference.difference_threshold, overwrite=True)
         write_label_map(case_outputs(pred_dir, case.name, "flair_threshold")["labelmap"],
                         flair_threshold(case, cfg.baseline), case.geometry, overwrite=True)
         truth = case.mask > 0

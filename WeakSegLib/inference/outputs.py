@@ -101,8 +101,10 @@ def write_case(out_dir: Path, segmentation, methods: list[str], table_method: st
                                      segmentation.geometry, overwrite=overwrite))
         paths.append(write_seg_nrrd(targets["segmentation"], segmentation.labels[method],
                                     segmentation.geometry, overwrite=overwrite))
-    rows = slice_rows(segmentation.slice_scores, segmentation.difference[table_method],
-                      difference_threshold)
+    difference = segmentation.difference.get(table_method)      # l1_baseline has none
+    if difference is None:
+        difference = np.full(len(segmentation.slice_scores), np.nan, np.float32)
+    rows = slice_rows(segmentation.slice_scores, difference, difference_threshold)
     paths.append(write_slices_csv(case_outputs(out_dir, segmentation.name, table_method)["slices"],
                                   rows, overwrite=overwrite))
     return paths

@@ -25,6 +25,13 @@ def postprocess_case(result: CaseSegmentation, ops: str, brain: np.ndarray) -> N
             slice_scores=result.slice_scores).astype(np.uint8)
 
 
+def resolve_postprocess(bundle: "Bundle | MixedBundle", ops: str | None) -> str | None:
+    """None → the profile's default operations; "none" or "" → no post-processing."""
+    if ops is None:
+        ops = bundle.profile.inference.postprocess
+    return None if not ops or ops.strip().lower() == "none" else ops
+
+
 def segment_cohort(bundle: Bundle | MixedBundle, cohort: Cohort, out_dir: Path | None,
                    methods: Sequence[str], overwrite: bool = False, postprocess: str | None = None,
                    events: EventWriter | None = None, show_progress: bool = True,
@@ -33,6 +40,7 @@ def segment_cohort(bundle: Bundle | MixedBundle, cohort: Cohort, out_dir: Path |
     an existing output stops the run before minutes are spent). ``keep``: return the full
     results (evaluation needs them); otherwise only the label maps are kept in memory."""
     events = events or EventWriter()
+    postprocess = resolve_postprocess(bundle, postprocess)
     mixed = isinstance(bundle, MixedBundle)
     methods = list(bundle.methods) if mixed else check_methods(bundle, list(methods))
     if postprocess:

@@ -121,7 +121,6 @@ def segment_case(bundle: Bundle, case: CaseVolumes, methods: list[str],
     if "l1_baseline" in methods:
         labels["l1_baseline"] = l1_baseline(flair, variant, prep.mapping, case.brain,
                                              cfg.baseline.l1_median, cfg.baseline.l1_threshold)
-        difference["l1_baseline"] = np.full(depth, np.nan, np.float32)
     result = CaseSegmentation(case.name, case.geometry, prep.mapping, labels, probabilities,
                               np.zeros(0, np.float32), {}, flair, variant)
     result.slice_scores = result.to_input_slices(grid.per_slice_max(outputs["score"]), 0.0)
