@@ -74,7 +74,11 @@ def test_subset_segmenters_get_as_many_updates_as_the_initial_one() -> None:
     from WeakSegLib.config import SegmenterConfig
     from WeakSegLib.stages.segmenter import equal_update_schedule
 
-    cfg = SegmenterConfig(epochs=10, halve_every=8)
+    cfg = SegmenterConfig(epochs=10, halve_every=8, batch_size=32)
     assert equal_update_schedule(cfg, 400, 400) == (10, 8)
     assert equal_update_schedule(cfg, 400, 100) == (40, 32)     # a quarter of the slices
     assert equal_update_schedule(cfg, 400, 1000) == (10, 8)     # never fewer epochs
+    floor = SegmenterConfig(epochs=10, halve_every=8, batch_size=32, min_updates=140)
+    assert equal_update_schedule(floor, 468, 468) == (10, 8)    # 14 batches × 10 = 140 already
+    epochs, _ = equal_update_schedule(floor, 149, 149)          # 4 batches an epoch
+    assert epochs == 35 and epochs * 4 >= 140

@@ -130,10 +130,14 @@ def _salt(name: str) -> int:
 
 def equal_update_schedule(cfg: SegmenterConfig, n_all: int, n_subset: int) -> tuple[int, int]:
     """Epochs and halving period for a segmenter trained on ``n_subset`` of the ``n_all``
-    training slices: scaled so it gets as many updates as the initial segmenter. The over-
-    segmenter sees ~¼ of the slices; at the same epoch count it stopped after ~30 updates with
-    S < 0.5 everywhere (fold 0 of the real sample)."""
+    training slices: scaled so it gets as many updates as the initial segmenter, and at least
+    ``cfg.min_updates``. The over-segmenter sees ~¼ of the slices; at the same epoch count it
+    stopped after ~30 updates with S < 0.5 everywhere (fold 0 of the real sample), and the
+    demo's 149-slice phantom cohort gave the initial segmenter ~45 updates and the same."""
     factor = max(1.0, n_all / max(n_subset, 1))
+    per_epoch = max(1, n_subset // cfg.batch_size)
+    if cfg.min_updates:
+        factor = max(factor, cfg.min_updates / (per_epoch * cfg.epochs))
     return math.ceil(cfg.epochs * factor), max(1, math.ceil(cfg.halve_every * factor))
 
 
