@@ -25,7 +25,7 @@ from WeakSegLib.slicer.jobs import group_members
 from WeakSegLib.slicer.review import ACCEPTED, REJECTED
 
 CASE = "Brats18_CBICA_AAB_1"
-TINY_CLASSIFIER = ("data.inplane_scale=1.0", "data.trim=8", "classifier.epochs=2",
+TINY_CLASSIFIER = ("data.inplane_scale=1.0", "data.trim=8", "classifier.epochs=8",
                    "classifier.time_budget_s=none", "classifier.batch_size=16")
 
 

@@ -102,7 +102,8 @@ def _write_variants(ctx: RunContext) -> None:
 def _segmenter_context(run_dir: Path) -> RunContext:
     ctx = _context(run_dir)
     ctx.profile = replace(ctx.profile, segmenter=replace(
-        ctx.profile.segmenter, epochs=2, batch_size=4, halve_every=1, time_budget_s=None))
+        ctx.profile.segmenter, epochs=2, batch_size=4, halve_every=1, min_updates=0,
+        time_budget_s=None))
     _write_stage1_and_2(ctx)
     _write_variants(ctx)
     return ctx

@@ -18,11 +18,16 @@ from .volume import CaseSegmentation, segment_case
 
 
 def postprocess_case(result: CaseSegmentation, ops: str, brain: np.ndarray) -> None:
-    """Apply anatomical-consistency operations to every label map of ``result`` in place."""
+    """Apply anatomical-consistency operations to every label map of ``result`` in place. The
+    difference scores stay those of the raw segmentation, except that a slice the operations
+    emptied has none (so the table never flags a slice with nothing on it)."""
     for method, labels in result.labels.items():
         result.labels[method] = apply_ops(
             labels, ops, spacing=result.geometry.spacing_zyx, brain=brain,
             slice_scores=result.slice_scores).astype(np.uint8)
+        if method in result.difference:   # a slice emptied by the operations has no score
+            empty = ~result.labels[method].any(axis=(1, 2))
+            result.difference[method] = np.where(empty, np.nan, result.difference[method])
 
 
 def resolve_postprocess(bundle: "Bundle | MixedBundle", ops: str | None) -> str | None:
