@@ -80,6 +80,8 @@ def test_inputs_model_and_train_settings_lock_while_a_job_runs(controller, kind)
 
 
 def test_postprocess_ops_need_the_checkbox(controller) -> None:
+    assert controller.enabled()["postprocessOpsLineEdit"]       # on by default
+    controller.update(postprocess=False)
     assert not controller.enabled()["postprocessOpsLineEdit"]
     controller.update(postprocess=True)
     assert controller.enabled()["postprocessOpsLineEdit"]

@@ -70,7 +70,7 @@ def test_command_builders() -> None:
     assert commands.segment_arguments("run", "case", "out", device="cuda",
                                       mapping={"flair": "f.nii"}, overwrite=True) == [
         "--model", "run", "--input", "case", "--out", "out", "--method", "combined",
-        "--device", "cuda", "--map", "flair=f.nii", "--overwrite"]
+        "--device", "cuda", "--postprocess", "none", "--map", "flair=f.nii", "--overwrite"]
     assert commands.train_arguments("data", "run", resume=True, ranges="r.csv",
                                     overrides=["classifier.epochs=2"]) == [
         "--data", "data", "--out", "run", "--device", "auto", "--resume", "--ranges", "r.csv",

@@ -24,8 +24,9 @@ def segment_arguments(model: str | Path, case_dir: str | Path, out: str | Path,
                       mapping: Mapping[str, str | Path] | None = None,
                       overwrite: bool = False) -> list[str]:
     """``segment --model RUN --input CASE --out OUT --method M --device D [--map k=FILE] ...``."""
+    # the panel applies its own Post-process option to the result, so the job returns it raw
     args = ["--model", str(model), "--input", str(case_dir), "--out", str(out),
-            "--method", method, "--device", _device(device)]
+            "--method", method, "--device", _device(device), "--postprocess", "none"]
     for key, path in (mapping or {}).items():
         args += ["--map", f"{key}={path}"]
     if overwrite:

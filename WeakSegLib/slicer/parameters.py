@@ -44,8 +44,9 @@ class WeakSegParameters:
     model_dir: Path | None = field(default=None, metadata={"param": "modelPath", "kind": "path"})
     device: str = field(default="auto", metadata={"param": "device", "kind": "str"})
     method: str = field(default=DEFAULT_METHOD, metadata={"param": "method", "kind": "str"})
-    postprocess: bool = field(default=False, metadata={"param": "postprocess", "kind": "bool"})
-    postprocess_ops: str = field(default="largest,fill_holes",
+    # on by default with the CLI's default operations (issue 6: raised Dice on real data)
+    postprocess: bool = field(default=True, metadata={"param": "postprocess", "kind": "bool"})
+    postprocess_ops: str = field(default="min_volume:500,fill_holes",
                                  metadata={"param": "postprocessOps", "kind": "str"})
     threshold: float = field(default=DEFAULT_THRESHOLD,
                              metadata={"param": "threshold", "kind": "float"})
