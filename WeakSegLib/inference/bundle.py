@@ -8,11 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..config import Profile, profile_from_dict
 from ..data.errors import InputError
+from ..data.slices import SliceSet
 from ..manifest import Manifest
 from ..stages.classifier import load_classifier
 from ..stages.converter import load_converter
@@ -87,9 +89,6 @@ def gate_threshold(run_dir: Path, profile: Profile, split: dict[str, list[str]])
     scores_path, slices_path = run_dir / "classifier" / "scores.npz", run_dir / "data" / "slices.npz"
     if cfg.gate_sensitivity is None or not scores_path.is_file() or not slices_path.is_file():
         return cfg.gate
-    from ..data.slices import SliceSet
-    import numpy as np
-
     with np.load(scores_path, allow_pickle=False) as npz:
         scores = np.asarray(npz["train"], np.float32)
     labels = SliceSet.load(slices_path).for_cases(split.get("train", [])).labels

@@ -7,6 +7,7 @@ averaged over overlapping patches on the preprocessed grid, then returned to the
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -93,8 +94,6 @@ def segment_case(bundle: Bundle, case: CaseVolumes, methods: list[str],
                  batch_size: int = 64, progress: Callable[[int], None] | None = None
                  ) -> CaseSegmentation:
     """Segment ``case`` with ``methods`` (already checked against the bundle)."""
-    import time
-
     started = time.monotonic()
     cfg = bundle.profile
     prep = preprocess_case(case, cfg.data, bundle.channels)
