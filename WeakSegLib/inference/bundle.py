@@ -14,7 +14,7 @@ from torch import nn
 
 from ..config import Profile, profile_from_dict
 from ..data.errors import InputError
-from ..data.slices import SliceSet
+from ..data.slices import load_labels
 from ..manifest import Manifest
 from ..stages.classifier import load_classifier
 from ..stages.converter import load_converter
@@ -91,7 +91,7 @@ def gate_threshold(run_dir: Path, profile: Profile, split: dict[str, list[str]])
         return cfg.gate
     with np.load(scores_path, allow_pickle=False) as npz:
         scores = np.asarray(npz["train"], np.float32)
-    labels = SliceSet.load(slices_path).for_cases(split.get("train", [])).labels
+    labels = load_labels(slices_path, split.get("train", []))
     if labels.shape != scores.shape or not (labels == 1).any():
         return cfg.gate
     kept = float(np.quantile(scores[labels == 1], 1.0 - cfg.gate_sensitivity))

@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from ..data.cohort import Cohort
+from ..data.errors import InputError
 from ..data.reader import read_case
 from ..events import EventWriter
 from ..postprocess.ops import apply_ops, parse_ops
@@ -52,7 +53,6 @@ def segment_cohort(bundle: Bundle | MixedBundle, cohort: Cohort, out_dir: Path |
         try:
             parse_ops(postprocess)
         except ValueError as error:
-            from ..data.errors import InputError
             raise InputError(None, f"--postprocess: {error}") from None
     table_method = methods[0]
     if out_dir is not None and not overwrite:
