@@ -57,8 +57,8 @@ def test_progress_without_a_plan_counts_every_stage() -> None:
 
 def test_cli_command_and_environment() -> None:
     command = jobs.cli_command("segment", ["--model", "m"], python="py")
-    assert command == ["py", "-m", "WeakSegLib.cli", "segment", "--model", "m", "--events", "-",
-                       "--quiet"]
+    assert command == ["py", "-m", "WeakSegLib.slicer.job_main", "WeakSegLib.cli", "segment",
+                       "--model", "m", "--events", "-", "--quiet"]
     env = jobs.child_environment({"X": "1"})
     assert env["PYTHONPATH"].split(os.pathsep)[0] == str(jobs.library_root())
     assert (jobs.library_root() / "WeakSegLib" / "cli.py").is_file()
@@ -156,3 +156,88 @@ def test_cancel_without_waiting_finishes_in_poll() -> None:
     job.cancel(grace=5, wait=False)                           # what the panel's button does
     assert job.cancelling
     assert job.wait(timeout=20) == "cancelled" and jobs.group_members(job.pgid) == []
+
+
+# ------------------------------------------------------------------ cancel through a launcher
+
+LAUNCHER = """\
+import signal, subprocess, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)      # like CTKAppLauncher: no SIGINT handler
+sys.exit(subprocess.call([sys.executable, *sys.argv[1:]]))
+"""
+
+CLEANING_MODULE = """\
+import sys, time
+from pathlib import Path
+out = Path(sys.argv[1])
+print('{"event": "log", "time": "t", "level": "info", "message": "ready"}', flush=True)
+try:
+    time.sleep(60)
+except KeyboardInterrupt:
+    time.sleep(1.0)                     # writing the manifest takes a moment
+    out.write_text("cleaned up")
+    sys.exit(130)
+"""
+
+
+def _launcher_job(tmp_path: Path, **kwargs) -> tuple[jobs.Job, Path]:
+    """A job started like PythonSlicer starts one: launcher → real Python → job_main → module."""
+    (tmp_path / "launcher.py").write_text(LAUNCHER)
+    (tmp_path / "cleaning_job.py").write_text(CLEANING_MODULE)
+    marker = tmp_path / "cleaned.txt"
+    command = [sys.executable, str(tmp_path / "launcher.py"), "-m", jobs.JOB_MAIN, "cleaning_job",
+               str(marker)]
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), str(jobs.library_root())])}
+    return jobs.Job(command, name="launched", env=env, log_path=tmp_path / "job.log",
+                    **kwargs), marker
+
+
+def test_cancel_lets_the_job_clean_up_behind_a_launcher(tmp_path: Path) -> None:
+    """Issue 15 #4: the launcher dies at once; the real job still gets its grace time."""
+    job, marker = _launcher_job(tmp_path, interrupt="file")
+    job.start()
+    while not job.events and job.running:
+        job.poll()
+        time.sleep(0.02)
+    job.cancel(grace=20, wait=True)
+    assert job.status == "cancelled"
+    assert marker.read_text() == "cleaned up"
+    assert jobs.group_members(job.pgid) == [] and not job.cancel_file.exists()
+
+
+def test_cancel_by_signal_also_waits_for_the_real_job_behind_a_launcher(tmp_path: Path) -> None:
+    """SIGINT kills a launcher without a handler at once; the job behind it must not be
+    SIGKILLed with it while it cleans up."""
+    job, marker = _launcher_job(tmp_path, interrupt="signal")
+    job.start()
+    while not job.events and job.running:
+        job.poll()
+        time.sleep(0.02)
+    job.cancel(grace=20, wait=True)
+    assert job.status == "cancelled" and marker.read_text() == "cleaned up"
+
+
+def test_poll_does_not_wait_for_a_child_holding_the_pipes() -> None:
+    """The job's process exits while a process it started in a session of its own still holds
+    its stdout (out of reach of the group kill): poll never waits for it."""
+    job = _python_job("""
+        import subprocess, sys
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(2)"],
+                         start_new_session=True)
+    """).start()
+    slowest = 0.0
+    while not job.finished:
+        started = time.monotonic()
+        job.poll()
+        slowest = max(slowest, time.monotonic() - started)
+        time.sleep(0.02)
+    assert slowest < 0.5 and job.status == "done"
+
+
+def test_cli_jobs_run_through_job_main_and_hide_their_console() -> None:
+    command = jobs.cli_command("segment", ["--model", "m"], python="py")
+    assert command[:5] == ["py", "-m", "WeakSegLib.slicer.job_main", "WeakSegLib.cli", "segment"]
+    assert jobs.popen_options(windows=False) == {"start_new_session": True}
+    windows = jobs.popen_options(windows=True)
+    assert windows["creationflags"] & jobs.CREATE_NO_WINDOW
+    assert windows["creationflags"] & jobs.CREATE_NEW_PROCESS_GROUP

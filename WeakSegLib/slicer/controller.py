@@ -111,7 +111,7 @@ class PanelController:
     """State and actions of the WeakSeg panel, on one scene."""
 
     def __init__(self, scene: Any, view: View | None = None, work_root: str | Path | None = None,
-                 python: str | None = None, cancel_grace: float = 5.0,
+                 python: str | None = None, cancel_grace: float = 15.0,
                  train_overrides: tuple[str, ...] = (), train_extra: tuple[str, ...] = ()):
         import tempfile
 
@@ -321,7 +321,7 @@ class PanelController:
         if self.busy:
             raise RuntimeError("another job is running")
         job = Job(cli_command(command, arguments, self.python), name=name,
-                  log_path=log_dir / f"{name}.log")
+                  log_path=log_dir / f"{name}.log", interrupt="file")
         try:
             job.start()
         except OSError as error:              # no such Python, no permission, ...

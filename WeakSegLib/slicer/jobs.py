@@ -4,8 +4,11 @@ Slicer's GUI thread must never wait on training or inference, and a cancelled jo
 process behind (a forgotten DataLoader worker keeps a GPU busy). So a job is a subprocess
 ``python -m WeakSegLib.cli <command> ... --events -`` started in a new session (its own process
 group); two reader threads move its stdout events and stderr log lines into a queue and a ring
-buffer; the panel calls :meth:`Job.poll` from a timer. Cancel interrupts the whole group
-(SIGINT: the CLI marks the stage failed and the run stays resumable), then kills what is left.
+buffer; the panel calls :meth:`Job.poll` from a timer, and poll never waits. Cancel asks the job
+to stop (a cancel file that :mod:`.job_main` turns into KeyboardInterrupt: the CLI marks the run
+cancelled and it stays resumable; or SIGINT to the group for other commands), lets the job
+clean up for a grace time even when a launcher in front of it (PythonSlicer) died at once, then
+kills what is left.
 
 No Qt here: the same runner works headless (tests, scripts) and inside Slicer.
 """
@@ -49,14 +52,46 @@ def python_executable() -> str:
     return sys.executable
 
 
+#: The module every CLI job starts through (it turns the cancel file into KeyboardInterrupt).
+JOB_MAIN = "WeakSegLib.slicer.job_main"
+
+
 def cli_command(command: str, arguments: Sequence[str] = (), python: str | None = None
                 ) -> list[str]:
-    """``[python, -m, WeakSegLib.cli, command, *arguments, --events, -, --quiet]``.
+    """``[python, -m, WeakSegLib.slicer.job_main, WeakSegLib.cli, command, *arguments,
+    --events, -, --quiet]``.
 
     ``--quiet`` because the events already carry the progress; stderr keeps warnings and errors.
+    Jobs built from this command should be cancelled with ``interrupt="file"``.
     """
-    return [python or python_executable(), "-m", "WeakSegLib.cli", command,
+    return [python or python_executable(), "-m", JOB_MAIN, "WeakSegLib.cli", command,
             *[str(a) for a in arguments], "--events", "-", "--quiet"]
+
+
+#: Windows process creation flags (constants of ``subprocess`` on Windows only).
+CREATE_NEW_PROCESS_GROUP = 0x00000200
+CREATE_NO_WINDOW = 0x08000000
+STARTF_USESHOWWINDOW = 0x00000001
+SW_HIDE = 0
+
+
+def popen_options(windows: bool = IS_WINDOWS) -> dict[str, Any]:
+    """Process-creation options of a job: its own process group, and no console window.
+
+    POSIX: a new session (own process group, so cancel reaches grandchildren). Windows: a new
+    process group without a console (CREATE_NO_WINDOW) and, like ``slicer.util``, a hidden
+    window through STARTUPINFO, so no console flashes up for each job.
+    """
+    if not windows:
+        return {"start_new_session": True}
+    options: dict[str, Any] = {"creationflags": CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW}
+    startupinfo_class = getattr(subprocess, "STARTUPINFO", None)
+    if startupinfo_class is not None:                       # pragma: no cover - Windows only
+        info = startupinfo_class()
+        info.dwFlags |= STARTF_USESHOWWINDOW
+        info.wShowWindow = SW_HIDE
+        options["startupinfo"] = info
+    return options
 
 
 def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -117,12 +152,30 @@ class Job:
     ``"failed"`` or ``"cancelled"`` once :meth:`poll` (or :meth:`wait`) has seen it end.
     """
 
+    #: How long the readers may outlive the job's processes before the job ends regardless.
+    READER_GRACE = 5.0
+
     def __init__(self, command: Sequence[str], name: str = "job", cwd: str | Path | None = None,
                  env: Mapping[str, str] | None = None, log_path: str | Path | None = None,
-                 on_event: Callable[[dict[str, Any]], None] | None = None):
+                 on_event: Callable[[dict[str, Any]], None] | None = None,
+                 interrupt: str = "signal"):
+        """``interrupt``: how cancel asks the job to stop: ``"file"`` (the command runs through
+        :mod:`.job_main`, see :func:`cli_command`) or ``"signal"`` (SIGINT to the group)."""
+        if interrupt not in ("file", "signal"):
+            raise ValueError(f"interrupt must be 'file' or 'signal', got {interrupt!r}")
         self.command = [str(c) for c in command]
         self.name = name
         self.cwd = str(cwd) if cwd else None
+        self.interrupt = interrupt
+        self.cancel_file: Path | None = None
+        if interrupt == "file":
+            import tempfile
+
+            from .job_main import CANCEL_ENV
+
+            folder = Path(log_path).parent if log_path else Path(tempfile.mkdtemp(prefix="weakseg-"))
+            self.cancel_file = folder / f".{name}-{os.getpid()}-{id(self)}.cancel"
+            env = {**(env or {}), CANCEL_ENV: str(self.cancel_file)}
         self.env = child_environment(env)
         self.log_path = Path(log_path) if log_path else None
         self.on_event = on_event
@@ -140,6 +193,8 @@ class Job:
         self._readers: list[threading.Thread] = []
         self._cancel_requested = False
         self._kill_at = 0.0
+        self._exited_at: float | None = None
+        self._killed = False
 
     # -------------------------------------------------------------- lifecycle
 
@@ -150,11 +205,10 @@ class Job:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log_file = open(self.log_path, "a", encoding="utf-8")
             self._write_log(f"$ {' '.join(self.command)}")
-        kwargs: dict[str, Any] = {}
-        if IS_WINDOWS:
-            kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
-        else:
-            kwargs["start_new_session"] = True         # own session → own process group
+        if self.cancel_file is not None:
+            self.cancel_file.parent.mkdir(parents=True, exist_ok=True)
+            self.cancel_file.unlink(missing_ok=True)        # a stale one would cancel at once
+        kwargs = popen_options()
         self._process = subprocess.Popen(
             self.command, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
@@ -204,31 +258,40 @@ class Job:
                 self._log_file.flush()
 
     def poll(self) -> list[dict[str, Any]]:
-        """Events that arrived since the last call; notices the end of the process. Never blocks."""
+        """Events that arrived since the last call; notices the end of the job. Never blocks.
+
+        The job has ended when its own process has exited, no process of its group is left
+        (a launcher may exit before the interpreter it started) and its output is read to the
+        end; whatever stays past the grace times is killed here, without waiting.
+        """
+        new = self._drain()
+        if self.status != "running" or self._process is None:
+            return new
+        now = time.monotonic()
+        if self._exited_at is None and self._process.poll() is not None:
+            self._exited_at = now
+        exited = self._exited_at is not None
+        self._escalate(exited)
+        members = self._members() if exited else [None]
+        readers_done = not any(r.is_alive() for r in self._readers)
+        if exited and not members and (readers_done or now - self._exited_at > self.READER_GRACE):
+            new += self._drain()
+            self._finish(self._process.returncode)
+        return new
+
+    def _drain(self) -> list[dict[str, Any]]:
         new: list[dict[str, Any]] = []
         while True:
             try:
-                new.append(self._queue.get_nowait())
+                event = self._queue.get_nowait()
             except queue.Empty:
-                break
-        for event in new:
+                return new
+            new.append(event)
             self._take(event)
-        if self.status != "running" or self._process is None:
-            return new
-        exited = self._process.poll() is not None
-        self._escalate(exited)
-        if exited:
-            for reader in self._readers:          # the pipes are closed: the readers end now
-                reader.join(timeout=5)
-            while True:
-                try:
-                    event = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                new.append(event)
-                self._take(event)
-            self._finish(self._process.returncode)
-        return new
+
+    def _members(self) -> list[int]:
+        """Live processes of the job's group (POSIX); [] on Windows, where taskkill /T ends it."""
+        return group_members(self._process.pid) if not IS_WINDOWS and self._process else []
 
     def _take(self, event: dict[str, Any]) -> None:
         self.events.append(event)
@@ -252,6 +315,11 @@ class Job:
         else:
             self.status = "done" if returncode == 0 else "failed"
         self._write_log(f"[{self.name}] {self.status} (exit status {returncode})")
+        if self.cancel_file is not None:
+            try:
+                self.cancel_file.unlink()
+            except OSError:
+                pass
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
@@ -275,11 +343,12 @@ class Job:
     def cancel(self, grace: float = 5.0, wait: bool = True) -> None:
         """End the job and every process it started.
 
-        First an interrupt to the whole process group (the CLI records the stage as failed, so
-        ``--resume`` reruns it); whatever still runs ``grace`` seconds later is killed, and so is
-        anything of the group left after the job's own process ended. With ``wait`` this returns
-        when no process of the group is left; without it :meth:`poll` finishes the work (the
-        panel's timer), so the GUI never blocks.
+        First the job is asked to stop (the cancel file, or SIGINT to the whole group): the CLI
+        records the run as cancelled, so ``--resume`` reruns what is left. It gets ``grace``
+        seconds to clean up, even if the launcher in front of it ended at once; whatever is
+        still there then is killed. With ``wait`` this returns when no process of the group is
+        left; without it :meth:`poll` finishes the work (the panel's timer), so the GUI never
+        blocks.
         """
         if self._process is None or self.finished or self._cancel_requested:
             if wait:
@@ -287,7 +356,12 @@ class Job:
             return
         self._cancel_requested = True
         self._kill_at = time.monotonic() + grace
-        if IS_WINDOWS:                                      # pragma: no cover - not on CI
+        if self.cancel_file is not None:
+            try:
+                self.cancel_file.write_text("cancel\n", encoding="utf-8")
+            except OSError:
+                self._kill_at = time.monotonic()           # cannot ask: kill at once
+        elif IS_WINDOWS:                                    # pragma: no cover - not on CI
             try:
                 self._process.send_signal(signal.CTRL_BREAK_EVENT)
             except (OSError, ValueError):
@@ -298,24 +372,24 @@ class Job:
             self.wait(interval=0.05)
 
     def _escalate(self, exited: bool) -> None:
-        """Kill what is left: a cancelled job after its grace time, and any process of the group
-        still there once the job's own process ended (nothing may outlive a job)."""
+        """Kill what is left, without waiting: a cancelled job after its grace time, and any
+        process of the group still there once a job that was not cancelled has exited (nothing
+        may outlive a job). A cancelled job whose launcher exited keeps its grace time."""
         if self._process is None:
             return
         overdue = self._cancel_requested and time.monotonic() >= self._kill_at
         if IS_WINDOWS:                                      # pragma: no cover - not on CI
-            if overdue and not exited:
+            if overdue and not exited and not self._killed:
+                self._killed = True
                 subprocess.run(["taskkill", "/F", "/T", "/PID", str(self._process.pid)],
-                               capture_output=True, check=False)
+                               capture_output=True, check=False,
+                               creationflags=CREATE_NO_WINDOW)
             return
-        if not (overdue or exited):
+        if not (overdue or (exited and not self._cancel_requested)):
             return
-        pgid = self._process.pid
-        if group_members(pgid):
-            _signal_group(pgid, signal.SIGKILL)
-            deadline = time.monotonic() + 5.0
-            while group_members(pgid) and time.monotonic() < deadline:
-                time.sleep(0.02)            # orphans are reaped by init; wait until they are gone
+        if self._members():
+            _signal_group(self._process.pid, signal.SIGKILL)
+            self._killed = True
 
     # -------------------------------------------------------------- messages
 
