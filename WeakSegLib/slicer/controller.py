@@ -446,9 +446,19 @@ class PanelController:
         p = self.params
         if self.review is not None or p.review_table is None:
             return False
-        rows = [ReviewRow(r["slice"], r["classifier_score"], r["difference_score"], r["flagged"],
-                          r["status"] or PENDING)
-                for r in nodes.rows_from_review_table(p.review_table)]
+        try:
+            rows = [ReviewRow(r["slice"], r["classifier_score"], r["difference_score"],
+                              r["flagged"], r["status"] or PENDING)
+                    for r in nodes.rows_from_review_table(p.review_table)]
+        except (KeyError, ValueError) as error:
+            # said once: the table is left in the scene but no longer taken as the review
+            reason = error.args[0] if isinstance(error, KeyError) and error.args else error
+            self.view.error(f"the review table {p.review_table.GetName()!r} cannot be read back "
+                            f"as a WeakSeg review: {reason}")
+            self.update(review_table=None)
+            return False
+        nodes.set_column_titles_as_header(p.review_table)      # tables saved before the fix
+        p.review_table.SetLocked(True)
         reference = self.reference(p)
         case = logic.case_name(reference.GetName()) if reference is not None else ""
         self.review = ReviewSession(rows, p.threshold, case=case)
@@ -464,6 +474,15 @@ class PanelController:
         self._refresh_table()
         self._changed()
         return changed
+
+    def select_model_index(self, model_row: int, model_column: int = 0,
+                           transposed: bool = False) -> int | None:
+        """A click on the review table view at a model index (header rows aside): the slice."""
+        table = self.params.review_table
+        if table is None:
+            return self.select_row(None)
+        return self.select_row(nodes.table_row_of_model_index(table, model_row, model_column,
+                                                              transposed))
 
     def select_row(self, index: int | None) -> int | None:
         """A click on a review row: select it and move the slice views there; the slice index."""

@@ -397,10 +397,46 @@ def review_table_node(scene: Any, rows: Iterable[Mapping[str, Any]], name: str =
         for _, key, _type in REVIEW_COLUMNS:
             table.AddColumn(arrays[key])
         node.SetColumnDescription("flagged", "1: the slice needs a look (score past threshold)")
+        # Column titles as the header: otherwise qMRMLTableModel shows them as an editable first
+        # row and model row i + 1 is data row i. Locked: the view cannot edit or rename cells
+        # (a renamed column would break reading the review back).
+        set_column_titles_as_header(node)
+        node.SetLocked(True)
         node.Modified()
     finally:
         node.EndModify(was_modifying)
     return node
+
+
+def set_column_titles_as_header(node: Any, on: bool = True) -> None:
+    """Show column titles as the table view's header (Slicer >= 5.2 calls it "title", older
+    versions "name"; SegmentStatistics does the same)."""
+    if hasattr(node, "SetUseColumnTitleAsColumnHeader"):
+        node.SetUseColumnTitleAsColumnHeader(on)
+    else:                                                     # pragma: no cover - Slicer < 5.2
+        node.SetUseColumnNameAsColumnHeader(on)
+
+
+def column_titles_as_header(node: Any) -> bool:
+    if hasattr(node, "GetUseColumnTitleAsColumnHeader"):
+        return bool(node.GetUseColumnTitleAsColumnHeader())
+    return bool(node.GetUseColumnNameAsColumnHeader())       # pragma: no cover - Slicer < 5.2
+
+
+def table_row_of_model_index(node: Any, model_row: int, model_column: int = 0,
+                             transposed: bool = False) -> int | None:
+    """The table node's row shown at a qMRMLTableModel index, or None for the header row.
+
+    qMRMLTableModel puts the column titles in model row 0 unless the node uses them as the
+    header, and swaps rows and columns when transposed; its own ``mrmlTableRowIndex`` is not
+    callable from Python, so the panel maps clicks with this.
+    """
+    row = model_column if transposed else model_row
+    if not column_titles_as_header(node):
+        row -= 1
+    if row < 0 or row >= node.GetNumberOfRows():
+        return None
+    return row
 
 
 def rows_from_review_table(node: Any) -> list[dict[str, Any]]:
@@ -410,7 +446,9 @@ def rows_from_review_table(node: Any) -> list[dict[str, Any]]:
     for title, key, _type in REVIEW_COLUMNS:
         column = table.GetColumnByName(title)
         if column is None:
-            raise KeyError(f"table {node.GetName()!r} has no column {title!r}")
+            found = [table.GetColumnName(i) for i in range(table.GetNumberOfColumns())]
+            raise KeyError(f"table {node.GetName()!r} has no column {title!r} (it has "
+                           f"{', '.join(map(repr, found)) or 'none'})")
         columns[key] = column
     rows = []
     for r in range(table.GetNumberOfRows()):
