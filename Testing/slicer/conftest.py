@@ -73,3 +73,51 @@ def write_bundle():
 @pytest.fixture()
 def bundle_dir(tmp_path: Path) -> Path:
     return _write_bundle(tmp_path / "bundle")
+
+
+FAKE_SEGMENT = '''#!{python}
+"""Stands in for ``python -m WeakSegLib.slicer.job_main WeakSegLib.cli segment ...``: writes what
+the real command writes (label map on the FLAIR grid, slices.csv) from a brightness threshold,
+with the same events, in a fraction of a second."""
+import json, sys
+from pathlib import Path
+import numpy as np
+import SimpleITK as sitk
+
+args = sys.argv[1:]
+assert args[:4] == ["-m", "WeakSegLib.slicer.job_main", "WeakSegLib.cli", "segment"], args
+value = lambda flag: args[args.index(flag) + 1]
+case_dir, out, method = Path(value("--input")), Path(value("--out")), value("--method")
+case = case_dir.name
+def event(kind, **fields):
+    print(json.dumps({{"event": kind, "time": "t", **fields}}), flush=True)
+event("run_start", stages=["segment"])
+event("stage_start", stage="segment")
+flair = sitk.ReadImage(str(case_dir / f"{{case}}_flair.nii"))
+array = sitk.GetArrayFromImage(flair)
+labels = (array > np.percentile(array, 90)).astype(np.uint8)
+result = sitk.GetImageFromArray(labels)
+result.CopyInformation(flair)
+(out / case).mkdir(parents=True, exist_ok=True)
+sitk.WriteImage(result, str(out / case / f"{{case}}_{{method}}.nii.gz"), True)
+rows = ["slice,classifier_score,difference_score,flagged"]
+for z in range(labels.shape[0]):
+    d = "" if not labels[z].any() else f"{{0.05 + 0.1 * z:.3f}}"
+    rows.append(f"{{z}},{{0.9 - 0.05 * z:.3f}},{{d}},0")
+(out / case / f"{{case}}_slices.csv").write_text("\\n".join(rows) + "\\n")
+event("progress", stage="segment", done=1, total=1, unit="case")
+event("stage_end", stage="segment", seconds=0.1, status="done")
+event("run_end", status="done")
+'''
+
+
+@pytest.fixture()
+def fake_segment_python(tmp_path: Path) -> str:
+    """An executable standing in for the job's Python on ``segment`` (see FAKE_SEGMENT)."""
+    import os
+    import sys
+
+    path = tmp_path / "fake-python"
+    path.write_text(FAKE_SEGMENT.format(python=sys.executable))
+    path.chmod(0o755)
+    return str(path)

@@ -336,7 +336,7 @@ def test_marked_ranges_and_training_inputs(controller, scene, case, red_view, tm
                                                                     "caseA,2,5"]
         assert sorted(p.name for p in (inputs / "cohort" / "caseA").iterdir()) == \
             ["caseA_flair.nii", "caseA_t1.nii"]
-        assert job.command[3:5] == ["train", "--data"] and "--ranges" in job.command
+        assert job.command[4:6] == ["train", "--data"] and "--ranges" in job.command
         assert job.command[job.command.index("--stages") + 1] == "classifier"
     finally:
         controller.cancel(wait=True)
@@ -362,7 +362,7 @@ def test_retrain_exports_the_records_and_runs_mixed_training(controller, scene, 
     job = controller.retrain()
     try:
         command = job.command
-        assert command[3:6] == ["train", "--mode", "mixed"]
+        assert command[4:7] == ["train", "--mode", "mixed"]
         data = Path(command[command.index("--data") + 1])
         assert sorted(p.name for p in (data / "caseA").iterdir()) == ["caseA_flair.nii"]
         records = Path(command[command.index("--review") + 1])

@@ -11,6 +11,7 @@ result, open the Segment Editor); :class:`HeadlessView` is the one used without 
 """
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,7 +190,7 @@ class PanelController:
         missing = [m for m in bundle.bundle_channels(p.model_dir) if m not in p.inputs]
         if missing:
             return f"the model needs {', '.join(missing)}: select a volume for each"
-        return None
+        return logic.geometry_problem(p.inputs, self.reference(p))
 
     def train_problem(self, parameters: WeakSegParameters | None = None) -> str | None:
         """Why Train cannot start now, or None."""
@@ -290,6 +291,28 @@ class PanelController:
         if self.job is None or (self.job_kind == "segment") != (kind == "segment"):
             return 0
         return 100 if self.job.status == "done" else self.job.progress.percent
+
+    # -------------------------------------------------------------- scene
+
+    def scene_closing(self) -> None:
+        """The scene is about to be cleared: forget everything that points at its nodes.
+
+        A running segment job is cancelled (its result would land on removed nodes); training
+        goes on, since its inputs are already on disk.
+        """
+        self.review, self.selected_row, self.last_result = None, None, None
+        self.training_cases.clear()
+        if self.segmenting:
+            self.cancel()
+            self.view.info("the scene was closed: segmentation cancelled")
+        if self._segment_run is not None:
+            shutil.rmtree(self._segment_run.out_dir.parent / "input", ignore_errors=True)
+            self._segment_run = None
+
+    def scene_closed(self) -> None:
+        """The scene was cleared: a fresh parameter node (the old one went with the scene)."""
+        self.parameter_node = get_parameter_node(self.scene)
+        self._changed()
 
     # -------------------------------------------------------------- inputs
 
@@ -394,6 +417,10 @@ class PanelController:
         reference = self.reference(p)
         case = logic.case_name(reference.GetName())
         work = self.work_root / f"segment-{_stamp()}-{case}"
+        off_grid = logic.off_grid_inputs(p.inputs)
+        if off_grid:
+            self.view.info(f"{', '.join(off_grid)} {'is' if len(off_grid) == 1 else 'are'} not on "
+                           "the FLAIR volume's grid: resampled onto it (linear) for this run")
         try:
             inputs = logic.write_case(p.inputs, work / "input", case)
         except (ValueError, OSError) as error:
@@ -408,10 +435,17 @@ class PanelController:
 
     def _segment_ended(self, job: Job) -> None:
         run = self._segment_run
+        self._segment_run = None
+        if run is not None:
+            # the input volumes (~35 MB each, uncompressed) are of no use once the job ended;
+            # the result (compressed) and the log stay for troubleshooting
+            shutil.rmtree(run.out_dir.parent / "input", ignore_errors=True)
         if job.status == "cancelled":
             self.view.info("segmentation cancelled")
             return
-        if job.status != "done" or run is None:
+        if run is None:                              # the scene was closed meanwhile
+            return
+        if job.status != "done":
             self.view.error(job.error_message())
             return
         try:
@@ -685,8 +719,7 @@ class PanelController:
         reference = self.reference(p)
         labels = path.with_name(path.name.replace("_review.json", "_review_labels.nii.gz"))
         logic.export_labelmap(p.segmentation, reference, labels)
-        images = {k: str(v) for k, v in (self.last_result.inputs.items()
-                                        if self.last_result else [])}
+        images = {k: node.GetName() for k, node in p.inputs.items()}    # the volumes reviewed
         return self.review.write_json(
             path, mask_path=labels.name, reference=reference.GetName(),
             model=str(p.model_dir or ""), images=images, labels=str(labels),

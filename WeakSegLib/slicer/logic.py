@@ -43,26 +43,121 @@ def case_name(node_name: str) -> str:
 
 # ------------------------------------------------------------------ files for the CLI
 
-def write_volume_file(node: Any, path: str | Path) -> Path:
-    """A volume node as an image file on its own grid (LPS, as the CLI reads it)."""
+def world_geometry(node: Any) -> Any:
+    """LPS ``Geometry`` of a volume node in world coordinates: its parent transform applied.
+
+    A linear parent transform (registration result, manual alignment) moves the grid; a
+    non-linear one cannot be expressed on a grid and must be hardened first.
+    """
+    import vtk
+
+    geometry = nodes.geometry_of_volume_node(node)
+    parent = node.GetParentTransformNode() if hasattr(node, "GetParentTransformNode") else None
+    if parent is None:
+        return geometry
+    if not parent.IsTransformToWorldLinear():
+        raise ValueError(f"volume {node.GetName()!r} is under the non-linear transform "
+                         f"{parent.GetName()!r}: harden it first (Data module, right-click → "
+                         "Harden transform)")
+    to_world = vtk.vtkMatrix4x4()
+    parent.GetMatrixTransformToWorld(to_world)
+    matrix = nodes._numpy_matrix(to_world) @ nodes.ras_matrix_from_geometry(geometry)
+    moved = nodes.geometry_from_ras_matrix(matrix, geometry.size)
+    direction = np.asarray(moved.direction).reshape(3, 3)
+    if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-4):
+        raise ValueError(f"volume {node.GetName()!r} is under the transform "
+                         f"{parent.GetName()!r}, which shears it: harden it first")
+    return moved
+
+
+def _image(node: Any) -> Any:
+    """A volume node as a SimpleITK image on its world grid (LPS, as the CLI reads it)."""
+    array, _ = nodes.volume_node_to_array(node)
+    return world_geometry(node).image_from_array(array)
+
+
+def write_volume_file(node: Any, path: str | Path, grid: Any | None = None) -> Path:
+    """A volume node as an image file on its world grid, or resampled (linear) onto ``grid``."""
     import SimpleITK as sitk
 
-    array, geometry = nodes.volume_node_to_array(node)
+    image = _image(node)
+    if grid is not None and world_geometry(node).differences(grid):
+        reference = grid.image_from_array(np.zeros(grid.shape, np.float32))
+        image = sitk.Resample(image, reference, sitk.Transform(), sitk.sitkLinear, 0.0,
+                              sitk.sitkFloat32)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sitk.WriteImage(geometry.image_from_array(array), str(path))
+    sitk.WriteImage(image, str(path))
     return path
 
 
+def off_grid_inputs(mapping: Mapping[str, Any]) -> list[str]:
+    """Modalities whose volume is not on the FLAIR volume's grid (write_case resamples them)."""
+    flair = mapping.get("flair")
+    if flair is None:
+        return []
+    grid = world_geometry(flair)
+    return [key for key, node in mapping.items()
+            if node is not None and key != "flair" and world_geometry(node).differences(grid)]
+
+
+def _overlap(a: Any, b: Any) -> bool:
+    """Whether the physical boxes of two grids intersect (resampling one onto the other)."""
+    def box(geometry):
+        corners = []
+        for i in (0, geometry.size[0] - 1):
+            for j in (0, geometry.size[1] - 1):
+                for k in (0, geometry.size[2] - 1):
+                    direction = np.asarray(geometry.direction).reshape(3, 3)
+                    corners.append(np.asarray(geometry.origin)
+                                   + direction @ (np.asarray(geometry.spacing) * (i, j, k)))
+        corners = np.asarray(corners)
+        return corners.min(axis=0), corners.max(axis=0)
+
+    (amin, amax), (bmin, bmax) = box(a), box(b)
+    return bool(np.all(amin <= bmax) and np.all(bmin <= amax))
+
+
+def geometry_problem(mapping: Mapping[str, Any], reference: Any) -> str | None:
+    """Why the selected volumes cannot be segmented together, checked before any work starts.
+
+    The result is on the FLAIR grid, so the reference volume must share it; other modalities
+    may lie on another grid (they are resampled onto the FLAIR grid) but must overlap it.
+    """
+    flair = mapping.get("flair")
+    if flair is None:
+        return None
+    try:
+        grid = world_geometry(flair)
+        for key, node in mapping.items():
+            if node is not None and key != "flair" and not _overlap(world_geometry(node), grid):
+                return (f"the {key} volume {node.GetName()!r} does not overlap the FLAIR volume "
+                        f"{flair.GetName()!r}: select the same patient's series")
+        if reference is not None and reference is not flair:
+            differences = world_geometry(reference).differences(grid)
+            if differences:
+                return (f"the reference volume {reference.GetName()!r} is not on the FLAIR "
+                        f"volume's grid ({'; '.join(differences)}): the result is on the FLAIR "
+                        "grid, so choose the FLAIR volume (or one on its grid) as reference")
+    except ValueError as error:
+        return str(error)
+    return None
+
+
 def write_case(mapping: Mapping[str, Any], folder: str | Path, case: str) -> dict[str, Path]:
-    """``folder/<case>/<case>_<modality>.nii`` for each selected modality node; the paths."""
+    """``folder/<case>/<case>_<modality>.nii`` for each selected modality node; the paths.
+
+    Every file is on the FLAIR volume's world grid: other modalities on another grid are
+    resampled (linear) onto it, as the CLI wants all channels on one grid.
+    """
     unknown = [key for key in mapping if key not in MODALITIES]
     if unknown:
         raise ValueError(f"unknown modalities {unknown}; WeakSeg knows {list(MODALITIES)}")
     if "flair" not in mapping or mapping["flair"] is None:
         raise ValueError("a FLAIR volume is required")
+    grid = world_geometry(mapping["flair"])
     case_dir = Path(folder) / case
-    return {key: write_volume_file(node, case_dir / f"{case}_{key}{INPUT_SUFFIX}")
+    return {key: write_volume_file(node, case_dir / f"{case}_{key}{INPUT_SUFFIX}", grid)
             for key, node in mapping.items() if node is not None}
 
 
@@ -131,7 +226,7 @@ def read_label_map(path: str | Path, reference: Any) -> np.ndarray:
     from ..data.reader import Geometry
 
     image = sitk.ReadImage(str(path))
-    expected = nodes.geometry_of_volume_node(reference)
+    expected = world_geometry(reference)
     found = Geometry.of(image)
     problems = found.differences(expected)
     if problems:
@@ -169,6 +264,8 @@ def import_result(scene: Any, out_dir: str | Path, case: str, reference: Any,
         labels = postprocess_labels(labels, postprocess_ops, reference, rows)
     segmentation = nodes.segmentation_node_from_labelmap(
         scene, labels, reference, name=name or scene.GenerateUniqueName(f"WeakSeg {case}"))
+    if reference.GetTransformNodeID():            # the labels sit on the reference's own grid
+        segmentation.SetAndObserveTransformNodeID(reference.GetTransformNodeID())
     return SegmentResult(case, segmentation, labels, rows, paths["labels"], paths["slices"])
 
 
@@ -180,26 +277,23 @@ def review_table(scene: Any, session: ReviewSession, node: Any | None = None) ->
 
 # ------------------------------------------------------------------ slices ↔ RAS
 
-def slice_center_ras(reference: Any, slice_index: int) -> tuple[float, float, float]:
-    """RAS position of the centre of axial slice ``slice_index`` (k) of the reference volume."""
-    import vtk
+def ijk_to_world(reference: Any) -> np.ndarray:
+    """4x4 IJK→world-RAS matrix of a volume node, its linear parent transform included."""
+    return nodes.ras_matrix_from_geometry(world_geometry(reference))
 
+
+def slice_center_ras(reference: Any, slice_index: int) -> tuple[float, float, float]:
+    """World RAS position of the centre of axial slice ``slice_index`` (k) of the reference."""
     dims = reference.GetImageData().GetDimensions()
-    matrix = vtk.vtkMatrix4x4()
-    reference.GetIJKToRASMatrix(matrix)
-    ijk = ((dims[0] - 1) / 2.0, (dims[1] - 1) / 2.0, float(slice_index), 1.0)
-    ras = matrix.MultiplyPoint(ijk)
+    ijk = np.array([(dims[0] - 1) / 2.0, (dims[1] - 1) / 2.0, float(slice_index), 1.0])
+    ras = ijk_to_world(reference) @ ijk
     return float(ras[0]), float(ras[1]), float(ras[2])
 
 
 def slice_index_at(reference: Any, ras: Iterable[float]) -> int:
-    """Axial slice (k, clamped to the volume) of the reference that a RAS point falls in."""
-    import vtk
-
-    matrix = vtk.vtkMatrix4x4()
-    reference.GetRASToIJKMatrix(matrix)
+    """Axial slice (k, clamped to the volume) of the reference that a world RAS point is in."""
     r, a, s = (float(v) for v in ras)
-    k = matrix.MultiplyPoint((r, a, s, 1.0))[2]
+    k = (np.linalg.inv(ijk_to_world(reference)) @ np.array([r, a, s, 1.0]))[2]
     depth = reference.GetImageData().GetDimensions()[2]
     return int(min(max(round(k), 0), depth - 1))
 
@@ -237,9 +331,13 @@ def export_segmentation(segmentation: Any, path: str | Path) -> Path:
 
 
 def export_labelmap(segmentation: Any, reference: Any, path: str | Path) -> Path:
-    """``.nii.gz`` label map on the reference's grid, including the user's edits."""
+    """``.nii.gz`` label map on the reference's world grid, including the user's edits."""
+    import SimpleITK as sitk
+
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return nodes.save_labelmap_nifti(segmentation, reference, path)
+    labels = nodes.labelmap_from_segmentation_node(segmentation, reference)
+    sitk.WriteImage(world_geometry(reference).image_from_array(labels), str(path), True)
+    return Path(path)
 
 
 def export_names(case: str) -> dict[str, str]:
