@@ -59,7 +59,8 @@ def tiny_phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 #: TINY_OVERRIDES plus a few epochs for every later stage: the whole pipeline in ~30 s on 2 cores.
 TINY_RUN_OVERRIDES = TINY_OVERRIDES + ["gan.epochs=2", "converter.epochs=2",
-                                       "segmenter.epochs=2", "segmenter.min_updates=0"]
+                                       "segmenter.epochs=2", "segmenter.min_updates=0",
+                                       "selftrain.epochs=2"]
 
 
 @pytest.fixture(scope="session")

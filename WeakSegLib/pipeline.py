@@ -29,11 +29,16 @@ from .stages.refined_segmenters import OverSegmenterStage, SeedOnlyStage, UnderS
 from .stages.refinement import RefinementStage
 from .stages.seeds import SeedsStage
 from .stages.segmenter import SegmenterStage
+from .stages.self_training import SelfTrainStage, SupervisedReferenceStage
 
 #: Stages in pipeline order.
 STAGES: dict[str, type[Stage]] = {stage.name: stage for stage in (
     ClassifierStage, SeedsStage, DcganStage, ConverterStage, SegmenterStage, RefinementStage,
-    UnderSegmenterStage, OverSegmenterStage, SeedOnlyStage)}
+    UnderSegmenterStage, OverSegmenterStage, SeedOnlyStage, SelfTrainStage,
+    SupervisedReferenceStage)}
+#: What a run trains unless told otherwise: every stage but the fully supervised reference,
+#: which needs masks and is the evaluation's ceiling, not a WeakSeg method.
+DEFAULT_STAGES: tuple[str, ...] = tuple(s for s in STAGES if s != "supervised")
 
 
 def split_cases(names: list[str], val_cases: Sequence[str] | None, seed: int,
@@ -70,10 +75,10 @@ def train(cohort: Cohort, run_dir: Path, profile: Profile, device: str = "auto",
           stages: Sequence[str] | None = None, resume: bool = False,
           events: EventWriter | None = None, val_cases: Sequence[str] | None = None,
           labels: SliceLabels | None = None, show_progress: bool = True) -> Manifest:
-    """Train the requested stages (default: all that exist) into ``run_dir``."""
+    """Train the requested stages (default: DEFAULT_STAGES) into ``run_dir``."""
     events = events or EventWriter()
     run_dir = Path(run_dir)
-    wanted = list(stages) if stages else list(STAGES)
+    wanted = list(stages) if stages else list(DEFAULT_STAGES)
     unknown = [s for s in wanted if s not in STAGES]
     if unknown:
         raise InputError(None, f"unknown stages {unknown}; this version has {list(STAGES)}")

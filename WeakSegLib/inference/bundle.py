@@ -29,10 +29,15 @@ METHOD_STAGES: dict[str, tuple[str, ...]] = {
     "under": ("under",),
     "over": ("over",),
     "seed_only": ("seed_only",),
+    "self_trained": ("self_train",),
     "l1_baseline": (),
+    "supervised_reference": ("supervised",),
 }
 #: segmenter networks by stage name
-SEGMENTER_STAGES = ("segmenter", "under", "over", "seed_only")
+SEGMENTER_STAGES = ("segmenter", "under", "over", "seed_only", "self_train", "supervised")
+#: methods whose network learned "empty" from healthy slices itself: the classifier does not
+#: gate them (the gate drops every tumour patch the classifier misses)
+UNGATED_METHODS = ("self_trained", "supervised_reference")
 
 
 @dataclass
@@ -84,14 +89,23 @@ def load_bundle(run_dir: str | Path, device: str = "auto") -> Bundle:
 
 def gate_threshold(run_dir: Path, profile: Profile, split: dict[str, list[str]]) -> float:
     """The configured gate, lowered to the classifier score that keeps ``gate_sensitivity``
-    of the training tumour slices (from the classifier stage's own scores)."""
+    of the tumour slices of the run's validation patients — patients the classifier did not
+    train on, so the gate is set for new patients (issue 12: on its own training slices the
+    classifier is over-confident) — or of the training slices when the run has no validation
+    patient with tumour."""
     cfg = profile.inference
     scores_path, slices_path = run_dir / "classifier" / "scores.npz", run_dir / "data" / "slices.npz"
     if cfg.gate_sensitivity is None or not scores_path.is_file() or not slices_path.is_file():
         return cfg.gate
     with np.load(scores_path, allow_pickle=False) as npz:
-        scores = np.asarray(npz["train"], np.float32)
-    labels = load_labels(slices_path, split.get("train", []))
+        all_scores = {k: np.asarray(npz[k], np.float32) for k in ("train", "val") if k in npz}
+    split_name = "train"
+    if "val" in all_scores and split.get("val"):
+        val_labels = load_labels(slices_path, split["val"])
+        if val_labels.shape == all_scores["val"].shape and (val_labels == 1).any():
+            split_name = "val"
+    scores = all_scores[split_name]
+    labels = load_labels(slices_path, split.get(split_name, []))
     if labels.shape != scores.shape or not (labels == 1).any():
         return cfg.gate
     kept = float(np.quantile(scores[labels == 1], 1.0 - cfg.gate_sensitivity))

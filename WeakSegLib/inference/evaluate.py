@@ -4,7 +4,7 @@ masks — metrics.json (foundation form + filtering + classifier), predictions a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -12,7 +12,7 @@ from ..baselines import flair_threshold
 from ..data.cohort import Cohort
 from ..data.errors import InputError
 from ..data.labels import labels_from_mask
-from ..data.reader import read_case, write_label_map
+from ..data.reader import CaseVolumes, read_case, write_label_map
 from ..evaluation import evaluate_predictions, write_report
 from ..events import EventWriter
 from ..metrics import classifier_metrics, per_slice_dice
@@ -23,10 +23,12 @@ from .outputs import case_outputs, write_case
 from .segment import resolve_postprocess
 from .volume import CaseSegmentation, segment_case
 
-BASELINES = ("seed_only", "l1_baseline", "flair_threshold")
-STEPS = ("initial", "under", "over", "combined", "combined_score_weight", "combined_pp")
+BASELINES = ("seed_only", "l1_baseline", "flair_threshold", "supervised_reference")
+STEPS = ("initial", "under", "over", "combined", "combined_score_weight", "combined_pp",
+         "self_trained", "self_trained_pp")
 EXAMPLE_METHOD = "combined"
-POSTPROCESSED = "combined_pp"      # combined after the profile's default post-processing
+#: methods also scored after the profile's default post-processing, as "<method>_pp"
+POSTPROCESS_METHODS = ("combined", "self_trained")
 
 
 def _slice_records(result: CaseSegmentation, truth: np.ndarray, brain_slices: np.ndarray
@@ -103,9 +105,12 @@ def _pick_examples(candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def evaluate_model(bundle: Bundle, cohort: Cohort, out_dir: Path, overwrite: bool = False,
-                   events: EventWriter | None = None, show_progress: bool = True
+                   events: EventWriter | None = None, show_progress: bool = True,
+                   on_case: Callable[[CaseVolumes, CaseSegmentation], None] | None = None
                    ) -> dict[str, Any]:
-    """Segment every masked case with every method, write predictions, metrics and report."""
+    """Segment every masked case with every method, write predictions, metrics and report.
+    ``on_case(case, result)`` sees each case's volumes and segmentation while they are in
+    memory (experiments collect per-slice figures there without segmenting twice)."""
     events = events or EventWriter()
     cohort = cohort.with_masks()
     if not len(cohort):
@@ -125,10 +130,11 @@ def evaluate_model(bundle: Bundle, cohort: Cohort, out_dir: Path, overwrite: boo
         case = read_case(files, require_mask=True)
         result = segment_case(bundle, case, methods)
         seconds[case.name] = result.seconds
-        if ops and EXAMPLE_METHOD in result.labels:       # the default output of `segment`
-            result.labels[POSTPROCESSED] = apply_ops(
-                result.labels[EXAMPLE_METHOD], ops, spacing=case.geometry.spacing_zyx,
-                brain=case.brain, slice_scores=result.slice_scores).astype(np.uint8)
+        for method in POSTPROCESS_METHODS:      # what `segment` writes by default
+            if ops and method in result.labels:
+                result.labels[f"{method}_pp"] = apply_ops(
+                    result.labels[method], ops, spacing=case.geometry.spacing_zyx,
+                    brain=case.brain, slice_scores=result.slice_scores).astype(np.uint8)
         write_case(pred_dir, result, list(result.labels), methods[0],
                    cfg.inference.difference_threshold, overwrite=True)
         write_label_map(case_outputs(pred_dir, case.name, "flair_threshold")["labelmap"],
@@ -140,6 +146,8 @@ def evaluate_model(bundle: Bundle, cohort: Cohort, out_dir: Path, overwrite: boo
         labels_all.append(labels_from_mask(truth, cfg.data.erode)[brain_slices])
         scores_all.append(result.slice_scores[brain_slices])
         candidates.extend(_examples(result, truth))
+        if on_case is not None:
+            on_case(case, result)
     report = evaluate_predictions(pred_dir, cohort, events=events, show_progress=show_progress)
     report["filtering"] = {m: filtering_table(r, cfg.inference.filtering_thresholds)
                            for m, r in records.items() if m != "l1_baseline"}

@@ -19,7 +19,7 @@ from ..data.preprocess import GridMapping, preprocess_case
 from ..data.reader import CaseVolumes, Geometry
 from ..stages.common import batches
 from ..stages.runtime import autocast, to_device
-from .bundle import Bundle
+from .bundle import UNGATED_METHODS, Bundle
 from .combine import combine, difference_scores, gate
 from .patches import PatchGrid, patch_geometry
 
@@ -83,6 +83,10 @@ def _method_maps(outputs: dict[str, np.ndarray], methods: list[str]) -> dict[str
             maps[method] = outputs["segmenter"]
         elif method in ("under", "over", "seed_only"):
             maps[method] = outputs[method]
+        elif method == "self_trained":
+            maps[method] = outputs["self_train"]
+        elif method == "supervised_reference":
+            maps[method] = outputs["supervised"]
         elif method == "combined":
             maps[method] = combine(outputs["under"], outputs["over"], outputs["w"])
         elif method == "combined_score_weight":
@@ -110,7 +114,7 @@ def segment_case(bundle: Bundle, case: CaseVolumes, methods: list[str],
     variant = np.where(brain, variant, flair)
     probabilities, labels, difference = {}, {}, {}
     for method, maps in _method_maps(outputs, methods).items():
-        gated = gate(maps, outputs["score"], bundle.gate)
+        gated = maps if method in UNGATED_METHODS else gate(maps, outputs["score"], bundle.gate)
         probability = np.where(brain, grid.assemble(gated), 0).astype(np.float32)
         probabilities[method] = probability
         segmented = probability > cfg.inference.threshold

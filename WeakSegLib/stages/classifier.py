@@ -11,8 +11,9 @@ from ..metrics import classifier_metrics
 from ..models.classifier import VGG16BNClassifier
 from ..models.weights import load_model, save_model
 from .base import RunContext, Stage, run_epochs
-from .common import (BestScore, augment_batch, balanced_indices, recalibrate_batchnorm, batches, epoch_generator, predict_scores, shard,
-                     unwrap, wrap_model)
+from .augment import augment
+from .common import (BestScore, balanced_indices, batches, epoch_generator, predict_scores,
+                     recalibrate_batchnorm, shard, unwrap, wrap_model)
 from .figures import plot_history
 from .runtime import autocast, to_device
 
@@ -54,10 +55,10 @@ class ClassifierStage(Stage):
             losses = []
             rng = epoch_generator(seed, epoch, salt=1 + ctx.dist.rank)
             for chunk in batches(order, cfg.batch_size, drop_last=len(order) > cfg.batch_size):
-                images = ctx.train.images[chunk]
+                x = to_device(ctx.train.images[chunk], ctx.device, ctx.profile.runtime)
                 if cfg.augment:
-                    images = augment_batch(images, rng, cfg.intensity_jitter)
-                x = to_device(images, ctx.device, ctx.profile.runtime)
+                    x, _ = augment(x, [], rng, cfg.affine_degrees, cfg.affine_scale,
+                                   cfg.affine_translate, cfg.intensity_jitter, cfg.gamma)
                 y = torch.as_tensor(ctx.train.labels[chunk], dtype=torch.float32,
                                     device=ctx.device)
                 with autocast(ctx.profile.runtime, ctx.device):

@@ -64,19 +64,6 @@ def batches(indices: np.ndarray, batch_size: int, drop_last: bool = False
             yield chunk
 
 
-def augment_batch(images: np.ndarray, rng: np.random.Generator, jitter: float) -> np.ndarray:
-    """Random left-right / up-down flips and a per-slice intensity scale of 1 ± ``jitter``:
-    cheap variety that keeps a small cohort from being memorised patient by patient."""
-    out = images.copy()
-    n = len(out)
-    flip_lr, flip_ud = rng.random(n) < 0.5, rng.random(n) < 0.5
-    out[flip_lr] = out[flip_lr][..., ::-1]
-    out[flip_ud] = out[flip_ud][..., ::-1, :]
-    if jitter:
-        out *= rng.uniform(1 - jitter, 1 + jitter, size=(n,) + (1,) * (out.ndim - 1))
-    return np.ascontiguousarray(out, dtype=np.float32)
-
-
 def wrap_model(model: nn.Module, ctx: RunContext) -> nn.Module:
     """Move to the device (channels-last where the profile asks) and wrap in DDP when distributed."""
     model = model.to(ctx.device)
