@@ -15,6 +15,7 @@ from pathlib import Path
 import ctk
 import qt
 import slicer
+import vtk
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest,
                                            ScriptedLoadableModuleWidget)
@@ -40,6 +41,17 @@ from WeakSegLib.slicer.parameters import get_parameter_node  # noqa: E402
 
 README = "https://github.com/weakseg/WeakSeg#use-in-3d-slicer"
 POLL_MS = 250
+
+
+def _child(widget, class_name: str):
+    """The first child widget of a class (e.g. the QLineEdit inside a ctkPathLineEdit), or None."""
+    found = slicer.util.findChildren(widget, className=class_name)
+    return found[0] if found else None
+
+
+def _setNode(selector, node) -> None:
+    if selector.currentNode() is not node:
+        selector.setCurrentNode(node)
 
 
 #
@@ -85,7 +97,8 @@ class SlicerView:
     def error(self, message: str) -> None:
         text, _, details = message.partition("\n\nLast lines of the log:\n")
         logging.error(message)
-        slicer.util.errorDisplay(text, windowTitle="WeakSeg", detailedText=details or None)
+        extra = {"detailedText": details} if details else {}   # None would show as "None"
+        slicer.util.errorDisplay(text, windowTitle="WeakSeg", **extra)
 
     def info(self, message: str) -> None:
         logging.info(message)
@@ -115,6 +128,8 @@ class WeakSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.controller = None
         self._updating = False
         self._timer = None
+        self._probe = None
+        self._observed_parameter_node = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -135,6 +150,24 @@ class WeakSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._connect()
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self._observeParameterNode()
+        self.updateGUIFromParameterNode()
+        self.updateGUIFromController()
+
+    def _observeParameterNode(self) -> None:
+        """Follow the parameter node: a loaded scene, the console or another widget may change
+        it, and the widgets must show what it holds."""
+        node = self.controller.parameter_node
+        if node is self._observed_parameter_node:
+            return
+        if self._observed_parameter_node is not None:
+            self.removeObserver(self._observed_parameter_node, vtk.vtkCommand.ModifiedEvent,
+                                self.onParameterNodeModified)
+        self.addObserver(node, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
+        self._observed_parameter_node = node
+
+    def onParameterNodeModified(self, caller=None, event=None) -> None:
+        self.updateGUIFromParameterNode()
         self.updateGUIFromController()
 
     def _connect(self) -> None:
@@ -145,8 +178,7 @@ class WeakSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         ui.referenceSelector.connect("currentNodeChanged(vtkMRMLNode*)",
                                      lambda node: self._set(reference=node))
         ui.autoMapButton.connect("clicked(bool)", lambda _: c.auto_map())
-        ui.modelPathLineEdit.connect("currentPathChanged(QString)",
-                                     lambda path: self._set(model_dir=path))
+        self._connectPath(ui.modelPathLineEdit, "model_dir")
         ui.deviceComboBox.connect("currentTextChanged(QString)",
                                   lambda text: self._set(device=text))
         ui.installButton.connect("clicked(bool)", lambda _: self.onInstall())
@@ -161,25 +193,41 @@ class WeakSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         ui.rejectButton.connect("clicked(bool)", lambda _: c.reject())
         ui.trainCohortRadioButton.connect(
             "toggled(bool)", lambda on: self._set(train_source="cohort" if on else "volumes"))
-        ui.cohortPathLineEdit.connect("currentPathChanged(QString)",
-                                      lambda path: self._set(cohort_dir=path))
+        self._connectPath(ui.cohortPathLineEdit, "cohort_dir")
         ui.firstSliceButton.connect("clicked(bool)", lambda _: self._run(c.mark_slice, "first"))
         ui.lastSliceButton.connect("clicked(bool)", lambda _: self._run(c.mark_slice, "last"))
         ui.clearRangesButton.connect("clicked(bool)", lambda _: c.clear_ranges())
-        ui.trainRunPathLineEdit.connect("currentPathChanged(QString)",
-                                        lambda path: self._set(run_dir=path))
+        self._connectPath(ui.trainRunPathLineEdit, "run_dir")
         ui.trainButton.connect("clicked(bool)", lambda _: self._run(self._startJob, c.train))
         ui.trainCancelButton.connect("clicked(bool)", lambda _: c.cancel())
         ui.resumeButton.connect("clicked(bool)", lambda _: self._run(self._startJob, c.resume))
         ui.retrainButton.connect("clicked(bool)", lambda _: self._run(self._startJob, c.retrain))
-        ui.exportPathLineEdit.connect("currentPathChanged(QString)",
-                                      lambda path: self._set(export_dir=path))
+        self._connectPath(ui.exportPathLineEdit, "export_dir")
         ui.reviewerLineEdit.connect(
             "editingFinished()", lambda: self._set(reviewer=ui.reviewerLineEdit.text))
         for name, action in (("exportSegmentationButton", c.export_segmentation),
                              ("exportLabelmapButton", c.export_labelmap),
                              ("exportCsvButton", c.export_csv), ("exportJsonButton", c.export_json)):
             getattr(ui, name).connect("clicked(bool)", lambda _, a=action: self._export(a))
+
+    def _connectPath(self, pathLineEdit, key: str) -> None:
+        """Commit a path when the user is done with it, never per keystroke.
+
+        ctkPathLineEdit emits currentPathChanged on every keystroke; writing the normalised
+        path back then turns "runs/case1" into "runscase1". So the path is committed when
+        its line edit finishes editing (Return, focus out), after Browse, and when it changes
+        while the user is not typing in it (history, a script).
+        """
+        lineEdit = _child(pathLineEdit, "QLineEdit")
+        commit = lambda *_: self._set(**{key: pathLineEdit.currentPath})
+        if lineEdit is not None:
+            lineEdit.connect("editingFinished()", commit)
+        browse = _child(pathLineEdit, "QToolButton")
+        if browse is not None:
+            browse.connect("clicked()", commit)               # runs after ctk's browse()
+        pathLineEdit.connect(
+            "currentPathChanged(QString)",
+            lambda _path: None if lineEdit is not None and lineEdit.hasFocus() else commit())
 
     # ------------------------------------------------------------ forwarding
 
@@ -194,7 +242,7 @@ class WeakSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _dependencies_ready(self) -> bool:
         missing = install.ensure_dependencies(slicer.util.confirmOkCancelDisplay,
                                               slicer.util.pip_install)
-        self.ui.environmentLabel.text = install.environment_line()
+        self.checkEnvironment()
         if missing:
             slicer.util.errorDisplay("WeakSeg cannot run without: " + ", ".join(missing))
         return not missing
@@ -220,14 +268,38 @@ class WeakSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                              waitCursor=True):
             self._dependencies_ready()
 
+    def checkEnvironment(self) -> None:
+        """Find torch, CUDA and the GPU in a subprocess (never by importing torch here)."""
+        if self._probe is not None and self._probe.running:
+            return
+        self.ui.environmentLabel.text = "checking…"
+        self._probe = install.EnvironmentProbe().start()
+        self._timer.start()
+
     def onTimer(self) -> None:
-        if not self.controller.poll():
+        job_running = self.controller.poll()
+        probing = False
+        if self._probe is not None:
+            line = self._probe.poll()
+            probing = line is None
+            if line is not None:
+                self.ui.environmentLabel.text = line
+                self._probe = None
+        if not job_running and not probing:
             self._timer.stop()
 
     def onTableClicked(self, index) -> None:
-        model = self.ui.reviewTableView.tableModel()
-        row = model.mrmlTableRowIndex(index) if hasattr(model, "mrmlTableRowIndex") else index.row()
-        self.controller.select_row(row)
+        """A row click: the view's index → its table model's → the table node's row.
+
+        qMRMLTableModel.mrmlTableRowIndex is not callable from Python, and the model shows the
+        column titles as a first row unless the node uses them as the header.
+        """
+        view = self.ui.reviewTableView
+        proxy = view.sortFilterProxyModel() if hasattr(view, "sortFilterProxyModel") else None
+        if proxy is not None and index.model() is proxy:
+            index = proxy.mapToSource(index)
+        self.controller.select_model_index(index.row(), index.column(),
+                                           bool(getattr(view, "transposed", False)))
 
     def onThreshold(self, value: float) -> None:
         if not self._updating:
@@ -235,28 +307,56 @@ class WeakSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # ------------------------------------------------------------ back onto the widgets
 
+    def updateGUIFromParameterNode(self) -> None:
+        """The settings stored in the parameter node onto their widgets.
+
+        A widget already showing the value is left alone, and so is a text field the user is
+        typing in: a job's progress must never rewrite what is being typed.
+        """
+        if self._updating or self.controller is None:
+            return
+        self._updating = True
+        try:
+            ui, p = self.ui, self.controller.params
+            for key, name in SELECTORS.items():
+                _setNode(getattr(ui, name), getattr(p, key))
+            _setNode(ui.referenceSelector, p.reference)
+            for name, value in (("modelPathLineEdit", p.model_dir),
+                                ("cohortPathLineEdit", p.cohort_dir),
+                                ("trainRunPathLineEdit", p.run_dir),
+                                ("exportPathLineEdit", p.export_dir)):
+                widget = getattr(ui, name)
+                lineEdit = _child(widget, "QLineEdit")
+                text = str(value or "")
+                if widget.currentPath != text and not (lineEdit and lineEdit.hasFocus()):
+                    widget.currentPath = text
+            index = max(0, ui.deviceComboBox.findText(p.device))
+            if ui.deviceComboBox.currentIndex != index:
+                ui.deviceComboBox.setCurrentIndex(index)
+            if ui.postprocessCheckBox.checked != p.postprocess:
+                ui.postprocessCheckBox.checked = p.postprocess
+            for name, text in (("postprocessOpsLineEdit", p.postprocess_ops),
+                               ("reviewerLineEdit", p.reviewer)):
+                widget = getattr(ui, name)
+                if widget.text != text and not widget.hasFocus():
+                    widget.text = text
+            if abs(ui.thresholdSliderWidget.value - p.threshold) > 1e-9:
+                ui.thresholdSliderWidget.value = p.threshold
+            ui.trainCohortRadioButton.checked = p.train_source == "cohort"
+            ui.trainVolumesRadioButton.checked = p.train_source == "volumes"
+            if ui.reviewTableView.mrmlTableNode() is not p.review_table:
+                ui.reviewTableView.setMRMLTableNode(p.review_table)
+        finally:
+            self._updating = False
+
     def updateGUIFromController(self) -> None:
+        """The controller's state (enabled widgets, texts, progress) onto the widgets; runs at
+        every poll of a job, so it touches no field the user edits."""
         if self._updating or self.controller is None:
             return
         self._updating = True
         try:
             ui, c = self.ui, self.controller
-            p = c.params
-            for key, name in SELECTORS.items():
-                getattr(ui, name).setCurrentNode(getattr(p, key))
-            ui.referenceSelector.setCurrentNode(p.reference)
-            ui.modelPathLineEdit.currentPath = str(p.model_dir or "")
-            ui.deviceComboBox.setCurrentIndex(max(0, ui.deviceComboBox.findText(p.device)))
-            ui.postprocessCheckBox.checked = p.postprocess
-            ui.postprocessOpsLineEdit.text = p.postprocess_ops
-            ui.thresholdSliderWidget.value = p.threshold
-            ui.trainCohortRadioButton.checked = p.train_source == "cohort"
-            ui.trainVolumesRadioButton.checked = p.train_source == "volumes"
-            ui.cohortPathLineEdit.currentPath = str(p.cohort_dir or "")
-            ui.trainRunPathLineEdit.currentPath = str(p.run_dir or "")
-            ui.exportPathLineEdit.currentPath = str(p.export_dir or "")
-            ui.reviewerLineEdit.text = p.reviewer
-            ui.reviewTableView.setMRMLTableNode(p.review_table)
             for name, enabled in c.enabled().items():
                 getattr(ui, name).enabled = enabled
             ui.applyButton.text = c.apply_text()
@@ -270,19 +370,21 @@ class WeakSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # ------------------------------------------------------------ lifecycle
 
     def enter(self) -> None:
+        self._observeParameterNode()
         self.controller.auto_map(only_empty=True)
         self.controller.restore_review()
         if self.ui.environmentLabel.text == "not checked yet":
-            qt.QTimer.singleShot(0, lambda: setattr(self.ui.environmentLabel, "text",
-                                                    install.environment_line()))
+            self.checkEnvironment()                  # a subprocess: the GUI never imports torch
+        self.updateGUIFromParameterNode()
         self.updateGUIFromController()
 
     def onSceneStartClose(self, caller, event) -> None:
-        self.controller.review = None
-        self.controller.selected_row = None
+        self.controller.scene_closing()
 
     def onSceneEndClose(self, caller, event) -> None:
-        self.controller.parameter_node = get_parameter_node(slicer.mrmlScene)
+        self.controller.scene_closed()
+        self._observeParameterNode()
+        self.updateGUIFromParameterNode()
         self.updateGUIFromController()
 
     def cleanup(self) -> None:

@@ -39,7 +39,7 @@ def test_every_widget_name_used_exists_in_the_ui() -> None:
     assert not set(WIDGETS) - set(widgets), "controller names missing from the .ui"
     source = MODULE.read_text()
     used = set(re.findall(r"\bui\.(\w+)", source))
-    used |= set(re.findall(r'"(\w+(?:Button|LineEdit|Selector|ComboBox|Label|CheckBox|'
+    used |= set(re.findall(r'"([a-z]\w+(?:Button|LineEdit|Selector|ComboBox|Label|CheckBox|'
                            r'SliderWidget|TableView|ProgressBar))"', source))
     assert used and not used - set(widgets), f"missing from the .ui: {used - set(widgets)}"
 
@@ -93,6 +93,15 @@ class FakeWidget:
 
     def setCurrentNode(self, node) -> None:
         self.node = node
+
+    def currentNode(self):
+        return self.node
+
+    def mrmlTableNode(self):
+        return self.table
+
+    def hasFocus(self) -> bool:
+        return getattr(self, "focus", False)
 
     def setMRMLScene(self, scene) -> None:
         self.scene = scene
@@ -186,6 +195,10 @@ def weakseg(monkeypatch, tmp_path):
     monkeypatch.setattr(slicer.util, "loadUI", lambda path: widgets["WeakSeg"])
     monkeypatch.setattr(slicer.util, "childWidgetVariables",
                         lambda root: types.SimpleNamespace(**widgets))
+    monkeypatch.setattr(slicer.util, "findChildren", lambda widget=None, className=None, **kw: [],
+                        raising=False)
+    monkeypatch.setattr(slicer.util, "showStatusMessage", lambda *args, **kwargs: None,
+                        raising=False)
     spec = importlib.util.spec_from_file_location("WeakSeg", MODULE)
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "WeakSeg", module)
@@ -218,6 +231,7 @@ def test_widget_binds_the_ui_to_the_controller(weakseg, add_volume, bundle_dir) 
     flair = add_volume(scene, "caseA_flair")
     ui["autoMapButton"].fire("clicked(bool)", True)
     assert controller.params.flair is flair and ui["flairSelector"].node is flair
+    ui["modelPathLineEdit"].currentPath = str(bundle_dir)        # as ctkPathLineEdit holds it
     ui["modelPathLineEdit"].fire("currentPathChanged(QString)", str(bundle_dir))
     assert controller.params.model_dir == bundle_dir and ui["applyButton"].enabled
     ui["deviceComboBox"].fire("currentTextChanged(QString)", "cpu")
@@ -243,3 +257,110 @@ def test_logic_uses_the_scene_and_a_temporary_work_folder(weakseg, tmp_path) -> 
     assert logic.getParameterNode().GetSingletonTag() == "WeakSeg"
     controller = logic.controller()
     assert controller.scene is scene and controller.work_root == tmp_path / "WeakSeg"
+
+
+# ------------------------------------------------------------------ issue 15, through the widget
+
+def test_an_error_without_details_shows_no_none(weakseg, monkeypatch) -> None:
+    module, _scene, _ui = weakseg
+    shown = []
+    monkeypatch.setattr(slicer.util, "errorDisplay",
+                        lambda text, **kwargs: shown.append((text, kwargs)), raising=False)
+    view = module.SlicerView(None)
+    view.error("select a FLAIR volume")
+    view.error("segment failed\n\nLast lines of the log:\nTraceback ...")
+    assert shown[0] == ("select a FLAIR volume", {"windowTitle": "WeakSeg"})
+    assert shown[1][1]["detailedText"] == "Traceback ..."
+
+
+def test_polls_of_a_running_job_leave_the_reviewer_field_alone(weakseg) -> None:
+    """#9: the user is typing a name (not committed yet) while a job reports progress."""
+    module, _scene, ui = weakseg
+    widget = module.WeakSegWidget()
+    widget.setup()
+    from WeakSegLib.slicer.jobs import Job
+
+    running = Job([sys.executable, "-c", "import json, time\n"
+                   "for i in range(3):\n"
+                   "    print(json.dumps({'event': 'progress', 'time': 't', 'stage': 'train',"
+                   " 'done': i, 'total': 3}), flush=True); time.sleep(0.1)"], name="train").start()
+    widget.controller.job, widget.controller.job_kind = running, "train"
+    ui["reviewerLineEdit"].text, ui["reviewerLineEdit"].focus = "Dr Ma", True
+    while widget.controller.poll():
+        pass
+    assert ui["reviewerLineEdit"].text == "Dr Ma"
+    ui["reviewerLineEdit"].focus = False
+    ui["reviewerLineEdit"].fire("editingFinished()")
+    assert widget.controller.params.reviewer == "Dr Ma"
+    widget.cleanup()
+
+
+def test_widgets_follow_the_parameter_node(weakseg, add_volume, tmp_path) -> None:
+    """A scene load (or the console) writes the parameter node: the widgets must show it."""
+    from WeakSegLib.slicer.parameters import read_parameters, write_parameters
+
+    module, scene, ui = weakseg
+    widget = module.WeakSegWidget()
+    widget.setup()
+    flair = add_volume(scene, "loaded_flair")
+    node = widget.controller.parameter_node
+    p = read_parameters(node)
+    p.flair, p.threshold, p.reviewer, p.export_dir = flair, 0.35, "Dr No", tmp_path
+    write_parameters(node, p)
+    assert ui["flairSelector"].node is flair and ui["thresholdSliderWidget"].value == 0.35
+    assert ui["reviewerLineEdit"].text == "Dr No"
+    assert ui["exportPathLineEdit"].currentPath == str(tmp_path)
+    widget.cleanup()
+
+
+class _NoTorch:
+    """A meta-path finder that records (and refuses) every attempt to import torch."""
+
+    def __init__(self):
+        self.attempts = []
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            self.attempts.append(name)
+            raise ImportError("torch imported in Slicer's GUI process")
+        return None
+
+
+def test_entering_the_module_does_not_import_torch(weakseg, monkeypatch) -> None:
+    """#7: the environment line comes from a subprocess; the GUI process never imports torch."""
+    module, _scene, ui = weakseg
+    for name in [n for n in sys.modules if n == "torch" or n.startswith("torch.")]:
+        monkeypatch.delitem(sys.modules, name)
+    finder = _NoTorch()
+    monkeypatch.setattr(sys, "meta_path", [finder, *sys.meta_path])
+    widget = module.WeakSegWidget()
+    widget.setup()
+    ui["environmentLabel"].text = "not checked yet"
+    widget.enter()
+    assert ui["environmentLabel"].text == "checking…" and widget._timer.running
+    while widget._probe is not None:
+        widget.onTimer()
+    assert ui["environmentLabel"].text.startswith(("torch ", "PyTorch not available"))
+    assert finder.attempts == []
+    widget.cleanup()
+
+
+def test_closing_the_scene_resets_the_panel(weakseg, add_volume) -> None:
+    """#8 through the real scene events: nothing keeps pointing at the removed nodes."""
+    from WeakSegLib.slicer.review import ReviewRow, ReviewSession
+
+    module, scene, ui = weakseg
+    widget = module.WeakSegWidget()
+    widget.setup()
+    c = widget.controller
+    flair = add_volume(scene, "caseA_flair")
+    c.update(flair=flair, reference=flair)
+    c.review, c.selected_row = ReviewSession([ReviewRow(1, 0.5, 0.1)], case="caseA"), 0
+    c.mark_slice("first", 1)
+    scene.Clear(0)
+    assert c.review is None and c.training_cases == {} and c.last_result is None
+    assert c.params.flair is None and ui["flairSelector"].node is None
+    assert c.parameter_node.GetScene() is scene
+    c.update(threshold=0.3)                          # the new parameter node is observed
+    assert ui["thresholdSliderWidget"].value == 0.3
+    widget.cleanup()
