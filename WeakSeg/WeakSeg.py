@@ -328,8 +328,10 @@ class WeakSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 widget = getattr(ui, name)
                 lineEdit = _child(widget, "QLineEdit")
                 text = str(value or "")
-                if widget.currentPath != text and not (lineEdit and lineEdit.hasFocus()):
-                    widget.currentPath = text
+                shown = widget.currentPath
+                same = (shown == text) or (shown and text and Path(shown) == Path(text))
+                if not same and not (lineEdit and lineEdit.hasFocus()):
+                    widget.currentPath = text           # "runs/" stays as typed: same path
             index = max(0, ui.deviceComboBox.findText(p.device))
             if ui.deviceComboBox.currentIndex != index:
                 ui.deviceComboBox.setCurrentIndex(index)

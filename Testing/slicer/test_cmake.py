@@ -96,5 +96,10 @@ def test_extension_metadata() -> None:
     assert value("EXTENSION_DEPENDS") == "PyTorch"
     assert value("EXTENSION_ICONURL").endswith("WeakSeg.png")
     assert value("EXTENSION_SCREENSHOTURLS").startswith("https://")
+    # both images are files of this repository, at the path the raw URL names (issue 15)
+    raw = "https://raw.githubusercontent.com/weakseg/WeakSeg/main/"
+    for name in ("EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS"):
+        for url in value(name).split():
+            assert url.startswith(raw) and (REPO / url[len(raw):]).is_file(), url
     assert value("EXTENSION_CONTRIBUTORS") and len(value("EXTENSION_DESCRIPTION")) > 40
     assert "add_subdirectory(WeakSeg)" in text
