@@ -96,7 +96,7 @@ class EventWriter:
 
     def error(self, error: BaseException, stage: str | None = None) -> None:
         self.emit("error", stage, message=str(error),
-                  traceback="".join(tb.format_exception(error)))
+                  traceback="".join(tb.format_exception(type(error), error, error.__traceback__)))
 
     def run_end(self, status: str) -> None:
         self.emit("run_end", status=status)

@@ -74,12 +74,13 @@ def test_missing_packages_are_pip_installed_after_asking(torch_utils) -> None:
     assert install.missing_requirements(requirements) == ["nothere-pkg>=1"]
     assert install.missing_requirements() == []           # this environment has them all
     installed = []
+    available = lambda module: module != "nothere_pkg_xyz"           # noqa: E731 (monai too)
     still = install.ensure_dependencies(lambda q: True, installed.append, torch_utils,
-                                        requirements)
+                                        requirements, available=available)
     assert [call[-1] for call in installed] == ["nothere-pkg>=1"] and still == ["nothere-pkg>=1"]
     installed.clear()
     still = install.ensure_dependencies(lambda q: False, installed.append, torch_utils,
-                                        requirements)
+                                        requirements, available=available)
     assert installed == [] and still == ["torch", "nothere-pkg>=1"]
 
 
@@ -103,7 +104,10 @@ def _installed_names(arguments: list[str]) -> list[str]:
 
 @pytest.mark.parametrize("torch_version, monai", [("2.3.1+cu121", "monai>=1.3,<1.5"),
                                                   ("2.4.1", "monai>=1.3")])
-def test_installing_never_touches_torch_numpy_simpleitk_or_vtk(torch_version, monai) -> None:
+def test_installing_never_touches_torch_numpy_simpleitk_or_vtk(torch_version, monai,
+                                                               monkeypatch) -> None:
+    monkeypatch.setattr(install, "torch_installed", lambda: True)
+    monkeypatch.setattr(install, "torch_version", lambda: torch_version)
     versions = {"torch": torch_version, "numpy": "1.26.4", "SimpleITK": "2.3.1", "vtk": None}
     present = {"torch", "numpy", "SimpleITK", "vtk"}
     calls: list[list[str]] = []

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+pytest.importorskip("slicer.util", reason="slicer-core is not installed: real MRML needed")
 import SimpleITK as sitk
 
 import slicer

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("slicer.util", reason="slicer-core is not installed: real MRML needed")  # noqa: E402
+
 import slicer
 import slicer.util
 from WeakSegLib.slicer import nodes

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-slicer = pytest.importorskip("slicer", reason="slicer-core (pip install slicer-core) is not "
-                             "installed: the MRML node I/O tests need a real MRML scene")
+pytest.importorskip("slicer.util", reason="slicer-core (pip install slicer-core) is not "
+                    "installed: the MRML node I/O tests need a real MRML scene")
+import slicer  # noqa: E402  (slicer-core's; Testing/slicer alone would be a namespace package)
 sitk = pytest.importorskip("SimpleITK")
 
 from WeakSegLib.data.reader import Geometry  # noqa: E402

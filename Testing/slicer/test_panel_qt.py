@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytest.importorskip("slicer.util", reason="slicer-core is not installed: real MRML needed")
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 QtCore = pytest.importorskip("PyQt5.QtCore", reason="PyQt5 is not installed (pip install PyQt5)")
 from PyQt5 import QtGui, QtWidgets, uic  # noqa: E402
