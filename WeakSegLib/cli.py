@@ -90,7 +90,6 @@ def cmd_demo(args: argparse.Namespace, events: EventWriter) -> int:
     from .inference.bundle import load_bundle
     from .inference.evaluate import evaluate_model
     from .pipeline import train
-    from .report import format_filtering_table
 
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.overwrite:
@@ -118,8 +117,7 @@ def cmd_demo(args: argparse.Namespace, events: EventWriter) -> int:
     report = evaluate_model(load_bundle(run_dir, args.device), cohort.select(held_out),
                             report_dir, events=events, show_progress=not args.quiet)
     _say(args, "\n" + format_table(report, per_case=False))
-    _say(args, "\ndifference-score filtering, combined:\n" + format_filtering_table(report,
-                                                                                  "combined"))
+    _say_review(args, report)
     stage_times = ", ".join(f"{s} {e.get('seconds', 0):.0f}s"
                             for s, e in manifest.data["stages"].items())
     _say(args, f"\nstages: {stage_times}\ntraining {trained:.0f} s, whole demo "
@@ -128,6 +126,24 @@ def cmd_demo(args: argparse.Namespace, events: EventWriter) -> int:
     _say(args, f"report: {report_dir / 'report.html'}  (phantom cases are for trying WeakSeg, "
                "not for claims about accuracy)")
     return 0
+
+
+def _say_review(args: argparse.Namespace, report: dict) -> None:
+    """The default method's seed-000 filtering table and how well its review priority finds
+    the bad slices (evaluate --model only)."""
+    from .report import format_filtering_table
+
+    method = report.get("default_method")
+    if method and method in report.get("filtering", {}):
+        _say(args, f"\ndifference-score filtering, {method}:\n"
+             + format_filtering_table(report, method))
+    review = report.get("review")
+    if review:
+        k = review["percents"].index(10) if 10 in review["percents"] else -1
+        _say(args, f"\nreview priority of {method}: AUROC for 'slice Dice < 0.5' "
+             + ", ".join(f"{n} {v:.3f}" for n, v in review["auroc"].items())
+             + f"; volume Dice after correcting {review['percents'][k]} % of segmented slices: "
+             + ", ".join(f"{n} {v[k]:.3f}" for n, v in review["curves"].items()))
 
 
 def cmd_evaluate(args: argparse.Namespace, events: EventWriter) -> int:
@@ -142,7 +158,6 @@ def cmd_evaluate(args: argparse.Namespace, events: EventWriter) -> int:
     if args.model:
         from .inference.bundle import load_bundle
         from .inference.evaluate import evaluate_model
-        from .report import format_filtering_table
 
         report = evaluate_model(load_bundle(args.model, args.device), _cohort(args), args.out,
                                 overwrite=args.overwrite, events=events,
@@ -157,9 +172,7 @@ def cmd_evaluate(args: argparse.Namespace, events: EventWriter) -> int:
             events.metric("evaluate", f"{method}/{name}", result[name])
     events.artefact("evaluate", path)
     _say(args, format_table(report, per_case=not args.summary))
-    if "filtering" in report and "combined" in report["filtering"]:
-        _say(args, "\ndifference-score filtering, combined:\n"
-             + format_filtering_table(report, "combined"))
+    _say_review(args, report)
     if "classifier" in report:
         c = report["classifier"]
         _say(args, f"\nclassifier on {c['n_slices']} slices: AUC {c['auc']:.3f}, sensitivity "
@@ -179,9 +192,12 @@ def cmd_segment(args: argparse.Namespace, events: EventWriter) -> int:
         bundle = load_mixed_bundle(args.model, args.device)
         methods = list(bundle.methods)
     else:
+        from .inference.bundle import default_method
+
         bundle = load_bundle(args.model, args.device)
-        methods = bundle.methods if args.method == "all" else [
-            m.strip() for m in args.method.split(",") if m.strip()]
+        requested = args.method or default_method(bundle)
+        methods = bundle.methods if requested == "all" else [
+            m.strip() for m in requested.split(",") if m.strip()]
     cohort = discover_cohort(args.input, aliases=_pairs(args.alias, "--alias"),
                              mapping=_pairs(args.map, "--map"))
     results = segment_cohort(bundle, cohort, args.out, methods, overwrite=args.overwrite,
@@ -320,13 +336,14 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Writes OUT/<case>/<case>_<method>.nii.gz (label map on the "
                        "input grid), <case>_<method>.seg.nrrd (Slicer segmentation, segment "
                        "'Tumor') and <case>_slices.csv (slice, classifier_score, "
-                       "difference_score, flagged). Needs no mask.")
+                       "difference_score, review_priority, flagged). Needs no mask.")
     p.add_argument("--model", required=True, type=Path, help="run folder of `weakseg train`")
     p.add_argument("--input", required=True, type=Path, help="a case folder or a cohort folder")
     p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--method", default="combined",
-                   help="combined (default), combined_score_weight, initial, under, over, "
-                   "seed_only, l1_baseline, a comma-separated list, or 'all'")
+    p.add_argument("--method", default=None,
+                   help="self_trained (the default, config inference.default_method), combined, "
+                   "combined_score_weight, initial, under, over, seed_only, l1_baseline, a "
+                   "comma-separated list, or 'all'")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--postprocess", metavar="OPS|none",
                    help="post-processing operations (see `weakseg postprocess`); default: the "

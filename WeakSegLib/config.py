@@ -185,7 +185,16 @@ class InferenceConfig:
     # and lowered it on no case; "largest" cut HD95 28.8 → 19.9 mm but dropped tumour-slice
     # Dice to 0.594 (multifocal tumours), so it stays an option (benchmarks/postprocess_effect.py).
     postprocess: str = "min_volume:500,fill_holes"
-    difference_threshold: float = 0.2
+    difference_threshold: float = 0.2   # seed 000's filter: the filtering table (Table 6)
+    # The method `segment`, `evaluate`'s examples and the panel use unless told otherwise.
+    default_method: str = "self_trained"
+    # Review priority (issue 13): the mean of these mask-free scores (inference/review.py),
+    # chosen by the AUROC for "slice Dice < 0.5" on the CV's held-out patients
+    # (benchmarks/review_priority.py); flagged = priority ≥ review_threshold, set so that about
+    # 10 % of the segmented slices of those patients were flagged.
+    review_scores: tuple[str, ...] = ("disagreement", "classifier_conflict", "continuity",
+                                      "small_area")
+    review_threshold: float = 0.5
     filtering_thresholds: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(10))
 
 

@@ -377,6 +377,47 @@ def _flatten(d: dict, prefix: str = "") -> list[tuple[str, Any]]:
     return out
 
 
+def _review_section(metrics: dict, figure: str) -> str:
+    """How well each mask-free score finds the slices to correct (DESIGN.md "Review
+    priority"): AUROC for "slice Dice < 0.5" and the review curve's values."""
+    review = metrics.get("review")
+    if not isinstance(review, dict) or not review.get("curves"):
+        return ""
+    percents = review["percents"]
+    header = ["score", "AUROC (Dice < 0.5)"] + [f"volume Dice, {k} % corrected" for k in percents] \
+        + ["area"]
+    rows = [[name, _fmt(review["auroc"].get(name)), *[_fmt(v) for v in curve],
+             _fmt(review["area"].get(name))] for name, curve in review["curves"].items()]
+    note = _note(f"Method {review.get('method')}: {review.get('n_judged_slices')} slices with "
+                 f"truth or prediction, {review.get('n_bad_slices')} of them bad (2D Dice < 0.5), "
+                 f"{review.get('n_cases')} cases. A perfect reviewer replaces the top k % of the "
+                 "segmented slices (ranked by the score) with the truth; random and oracle orders "
+                 "beside.")
+    return '<h2 id="review">Review priority</h2>\n' + note + _table(header, rows) + figure
+
+
+def _review_curves(metrics: dict, path: Path) -> Path | None:
+    review = metrics.get("review")
+    if not isinstance(review, dict) or not review.get("curves"):
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for name, curve in review["curves"].items():
+        style = {"oracle": "k--", "random": "k:"}.get(name, "-o")
+        auc = review["auroc"].get(name)
+        ax.plot(review["percents"], curve, style, markersize=3,
+                label=name if auc is None else f"{name} (AUROC {auc:.2f})")
+    ax.set_xlabel("% of segmented slices corrected, in score order")
+    ax.set_ylabel("mean volume Dice")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def _timing_section(metrics: dict) -> str:
     timing = metrics.get("timing")
     if not isinstance(timing, dict) or not timing:
@@ -560,6 +601,9 @@ def write_html_report(metrics: dict, out_dir: Path, examples: dict[str, list[dic
     curves, err = _figure(_filtering_curves, metrics, figures_dir)
     figs = [_img(p, out_dir, p.stem.replace("_", " ")) for p in (curves or [])] + ([err] if err else [])
     sections.append(("table6", "Table 6", _table6_section(metrics, figs)))
+    curve, err = _figure(_review_curves, metrics, figures_dir / "review_curves.png")
+    review_figure = (_img(curve, out_dir, "review curves") if curve is not None else "") + err
+    sections.append(("review", "Review", _review_section(metrics, review_figure)))
     sections.append(("classifier", "Classifier", _classifier_section(metrics)))
     sections.append(("timing", "Timing", _timing_section(metrics)))
 

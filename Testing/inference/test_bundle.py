@@ -46,7 +46,7 @@ def test_a_run_without_later_stages_offers_fewer_methods(tiny_run: Path, tmp_pat
     partial = tmp_path / "partial"
     shutil.copytree(tiny_run, partial)
     manifest = json.loads((partial / "manifest.json").read_text())
-    for stage in ("refinement", "under", "over", "seed_only"):
+    for stage in ("refinement", "under", "over", "seed_only", "self_train"):
         manifest["stages"].pop(stage)
     (partial / "manifest.json").write_text(json.dumps(manifest))
     bundle = load_bundle(partial, "cpu")
@@ -57,3 +57,21 @@ def test_a_run_without_later_stages_offers_fewer_methods(tiny_run: Path, tmp_pat
     (partial / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(InputError, match="has not finished"):
         load_bundle(partial, "cpu")
+
+
+def test_gate_is_set_on_the_validation_patients_when_they_have_tumour(tmp_path: Path) -> None:
+    """Training scores are over-confident; the gate must keep the validation patients' tumour
+    slices, which the classifier did not train on."""
+    run = tmp_path / "run"
+    (run / "classifier").mkdir(parents=True)
+    (run / "data").mkdir()
+    train_scores = np.full(50, 0.95, np.float32)          # memorised training patient
+    val_scores = np.linspace(0.0, 1.0, 50).astype(np.float32)
+    np.savez(run / "classifier" / "scores.npz", train=train_scores, val=val_scores)
+    SliceSet(images=np.zeros((100, 1, 4, 4), np.float32), labels=np.ones(100, np.uint8),
+             case_index=np.repeat([0, 1], 50), slice_index=np.tile(np.arange(50), 2),
+             cases=["A", "B"], channels=["flair"]).save(run / "data" / "slices.npz")
+    profile = get_profile("fast")
+    gate = gate_threshold(run, profile, {"train": ["A"], "val": ["B"]})
+    assert (val_scores >= gate).mean() >= 0.98 and gate < 0.05
+    assert gate_threshold(run, profile, {"train": ["A"], "val": []}) == 0.5

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from WeakSegLib.config import get_profile
 from WeakSegLib.cli import main
 from WeakSegLib.data.cohort import discover_cohort
 from WeakSegLib.data.reader import read_case
@@ -30,7 +31,7 @@ def test_every_stage_is_done_with_its_artefacts(tiny_run: Path) -> None:
     manifest = json.loads((tiny_run / "manifest.json").read_text())
     assert {s: e["status"] for s, e in manifest["stages"].items()} == {
         s: "done" for s in ["classifier", "seeds", "dcgan", "converter", "segmenter",
-                            "refinement", "under", "over", "seed_only"]}
+                            "refinement", "under", "over", "seed_only", "self_train"]}
     for stage, files in STAGE_ARTEFACTS.items():
         for name in files:
             assert (tiny_run / stage / name).is_file(), f"{stage}/{name}"
@@ -42,7 +43,7 @@ def test_every_stage_is_done_with_its_artefacts(tiny_run: Path) -> None:
     assert under["fallback_to_initial_seeds"] == (refinement["n_reliable"] == 0)
     assert load_bundle(tiny_run, "cpu").methods == [
         "combined", "combined_score_weight", "initial", "under", "over", "seed_only",
-        "l1_baseline"]
+        "self_trained", "l1_baseline"]
 
 
 @pytest.mark.slow          # ~2 min on 2 cores: a full-resolution 240×240×155 volume
@@ -54,27 +55,31 @@ def test_segment_keeps_the_real_input_geometry_and_writes_a_readable_seg_nrrd(
                  str(out), "--quiet"]) == 0
     name = case_dir.name
     reference = sitk.ReadImage(str(next(case_dir.glob("*_flair.nii*"))))
-    for suffix in ("_combined.nii.gz", "_combined.seg.nrrd"):
+    for suffix in ("_self_trained.nii.gz", "_self_trained.seg.nrrd"):   # the default method
         image = sitk.ReadImage(str(out / name / f"{name}{suffix}"))
         assert image.GetSize() == reference.GetSize()
         np.testing.assert_allclose(image.GetSpacing(), reference.GetSpacing())
         np.testing.assert_allclose(image.GetOrigin(), reference.GetOrigin(), atol=1e-6)
         np.testing.assert_allclose(image.GetDirection(), reference.GetDirection(), atol=1e-6)
-    seg = sitk.ReadImage(str(out / name / f"{name}_combined.seg.nrrd"))
+    seg = sitk.ReadImage(str(out / name / f"{name}_self_trained.seg.nrrd"))
     assert seg.GetMetaData("Segment0_Name") == "Tumor"
     assert seg.GetMetaData("Segment0_LabelValue") == "1"
-    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out / name / f"{name}_combined.nii.gz")))
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out / name /
+                                                        f"{name}_self_trained.nii.gz")))
     np.testing.assert_array_equal(sitk.GetArrayFromImage(seg), labels)
     with (out / name / f"{name}_slices.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == reference.GetSize()[2]
-    assert set(rows[0]) == {"slice", "classifier_score", "difference_score", "flagged"}
+    assert list(rows[0]) == ["slice", "classifier_score", "difference_score", "review_priority",
+                             "flagged"]
+    threshold = get_profile("fast").inference.review_threshold
     for row, z in zip(rows, range(len(rows))):
         assert int(row["slice"]) == z and 0.0 <= float(row["classifier_score"]) <= 1.0
         segmented = labels[z].any()
         assert (row["difference_score"] != "") == bool(segmented)
-        if not segmented:
-            assert row["flagged"] == "0"
+        priority = float(row["review_priority"])
+        assert 0.0 <= priority <= 1.0
+        assert row["flagged"] == str(int(priority >= threshold))
 
 
 def test_segment_works_without_a_mask_and_refuses_to_overwrite(
@@ -129,7 +134,7 @@ def test_evaluate_model_writes_metrics_filtering_and_report(
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["methods"]) == {"combined", "combined_score_weight", "initial", "under",
                                        "over", "seed_only", "l1_baseline", "flair_threshold",
-                                       "combined_pp"}
+                                       "combined_pp", "self_trained", "self_trained_pp"}
     for result in metrics["methods"].values():
         assert result["n_cases"] == 3
         assert {"slice_dice", "tumour_slice_dice", "volume_dice", "hd95_mm"} <= set(result)
@@ -140,7 +145,12 @@ def test_evaluate_model_writes_metrics_filtering_and_report(
     assert {"auc", "sensitivity", "specificity"} <= set(metrics["classifier"])
     assert metrics["cohorts"]["training"] and "held-out" in metrics["cohorts"]
     html = (out / "report.html").read_text()
-    assert "combined" in html and "Table 6" in html
+    assert "combined" in html and "Table 6" in html and "Review priority" in html
+    review = metrics["review"]
+    assert review["method"] == "self_trained_pp" and metrics["default_method"] == "self_trained"
+    assert {"review_priority", "difference", "disagreement", "oracle", "random"} <= set(
+        review["curves"])
+    assert review["curves"]["oracle"][-1] >= review["curves"]["oracle"][0]
     assert list((out / "figures").glob("*.png"))
     case = metrics["cohorts"]["training"][0]
     files = discover_cohort(tiny_flair_t1_phantom).select([case]).cases[0]

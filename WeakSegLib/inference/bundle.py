@@ -112,6 +112,18 @@ def gate_threshold(run_dir: Path, profile: Profile, split: dict[str, list[str]])
     return min(cfg.gate, kept)
 
 
+def default_method(bundle: Bundle) -> str:
+    """The profile's default method, or — for a run made before that method existed — the
+    first method the run offers of: combined, initial, seed_only."""
+    wanted = bundle.profile.inference.default_method
+    if wanted in bundle.methods:
+        return wanted
+    for method in ("combined", "initial", "seed_only", *bundle.methods):
+        if method in bundle.methods:
+            return method
+    raise InputError(bundle.run_dir, "the run has no finished segmenter to segment with")
+
+
 def check_methods(bundle: Bundle, methods: list[str]) -> list[str]:
     """The requested methods, or an InputError naming what the bundle lacks."""
     unknown = [m for m in methods if m not in METHOD_STAGES]

@@ -17,7 +17,10 @@ from ..evaluation import evaluate_predictions, write_report
 from ..events import EventWriter
 from ..metrics import classifier_metrics, per_slice_dice
 from ..progress import track
-from .bundle import Bundle
+from ..config import InferenceConfig
+from ..review_quality import CaseSliceCounts, review_curves
+from .bundle import Bundle, default_method
+from .review import candidate_scores, review_priority
 from ..postprocess.ops import apply_ops
 from .outputs import case_outputs, write_case
 from .segment import resolve_postprocess
@@ -26,7 +29,6 @@ from .volume import CaseSegmentation, segment_case
 BASELINES = ("seed_only", "l1_baseline", "flair_threshold", "supervised_reference")
 STEPS = ("initial", "under", "over", "combined", "combined_score_weight", "combined_pp",
          "self_trained", "self_trained_pp")
-EXAMPLE_METHOD = "combined"
 #: methods also scored after the profile's default post-processing, as "<method>_pp"
 POSTPROCESS_METHODS = ("combined", "self_trained")
 
@@ -71,15 +73,22 @@ def filtering_table(records: list[dict[str, np.ndarray]], thresholds: tuple[floa
     return table
 
 
-def _examples(result: CaseSegmentation, truth: np.ndarray) -> list[dict[str, Any]]:
+def _review_scores(result: CaseSegmentation, method: str, cfg: InferenceConfig
+                   ) -> dict[str, np.ndarray]:
+    """Every candidate review score and the default review priority of ``method``."""
+    stats = result.review_stats(method)
+    return {**candidate_scores(stats), "review_priority": review_priority(stats, cfg.review_scores)}
+
+
+def _examples(result: CaseSegmentation, truth: np.ndarray, method: str) -> list[dict[str, Any]]:
     """The best, median and worst tumour slice of the case for the montage, on the input grid
     with the preprocessed intensities (so image, variant and |x − v| share one scale)."""
-    if EXAMPLE_METHOD not in result.labels:
+    if method not in result.labels:
         return []
     tumour = np.flatnonzero(truth.any(axis=(1, 2)))
     if not len(tumour):
         return []
-    prediction = result.labels[EXAMPLE_METHOD]
+    prediction = result.labels[method]
     dice = per_slice_dice(prediction, truth)[tumour]
     order = np.argsort(dice, kind="stable")
     flair = result.mapping.to_original(result.flair, kind="probability")
@@ -125,6 +134,11 @@ def evaluate_model(bundle: Bundle, cohort: Cohort, out_dir: Path, overwrite: boo
     ops = resolve_postprocess(bundle, None)
     records: dict[str, list[dict[str, np.ndarray]]] = {}
     labels_all, scores_all, candidates, seconds = [], [], [], {}
+    shown = default_method(bundle)
+    # the table and the review follow what `segment` writes by default (post-processed)
+    review_method = f"{shown}_pp" if ops and shown in POSTPROCESS_METHODS else shown
+    review_counts: list[CaseSliceCounts] = []
+    review_scores: dict[str, list[np.ndarray]] = {}
     for files in track(cohort.cases, "evaluate", events=events, stage="evaluate", unit="case",
                        show=show_progress):
         case = read_case(files, require_mask=True)
@@ -135,8 +149,8 @@ def evaluate_model(bundle: Bundle, cohort: Cohort, out_dir: Path, overwrite: boo
                 result.labels[f"{method}_pp"] = apply_ops(
                     result.labels[method], ops, spacing=case.geometry.spacing_zyx,
                     brain=case.brain, slice_scores=result.slice_scores).astype(np.uint8)
-        write_case(pred_dir, result, list(result.labels), methods[0],
-                   cfg.inference.difference_threshold, overwrite=True)
+        write_case(pred_dir, result, list(result.labels), review_method, cfg.inference,
+                   overwrite=True)
         write_label_map(case_outputs(pred_dir, case.name, "flair_threshold")["labelmap"],
                         flair_threshold(case, cfg.baseline), case.geometry, overwrite=True)
         truth = case.mask > 0
@@ -145,7 +159,11 @@ def evaluate_model(bundle: Bundle, cohort: Cohort, out_dir: Path, overwrite: boo
             records.setdefault(method, []).append(record)
         labels_all.append(labels_from_mask(truth, cfg.data.erode)[brain_slices])
         scores_all.append(result.slice_scores[brain_slices])
-        candidates.extend(_examples(result, truth))
+        candidates.extend(_examples(result, truth, shown))
+        review_counts.append(CaseSliceCounts.from_labels(result.labels[review_method], truth,
+                                                         brain_slices))
+        for name, values in _review_scores(result, review_method, cfg.inference).items():
+            review_scores.setdefault(name, []).append(values)
         if on_case is not None:
             on_case(case, result)
     report = evaluate_predictions(pred_dir, cohort, events=events, show_progress=show_progress)
@@ -161,6 +179,9 @@ def evaluate_model(bundle: Bundle, cohort: Cohort, out_dir: Path, overwrite: boo
     report["baselines"] = [m for m in BASELINES if m in report["methods"]]
     report["timing"] = {"inference_seconds_per_volume": float(np.mean(list(seconds.values()))),
                         "per_case": seconds}
+    report["default_method"] = shown
+    report["review"] = {"method": review_method,
+                        **review_curves(review_counts, review_scores)}
     report["model"] = str(bundle.run_dir)
     report["device"] = str(bundle.device)
     report["gate"] = bundle.gate
@@ -170,7 +191,7 @@ def evaluate_model(bundle: Bundle, cohort: Cohort, out_dir: Path, overwrite: boo
 
     held_out = [e for e in candidates if e["case"] not in trained_on]
     html = write_html_report(report, out_dir,
-                             {EXAMPLE_METHOD: _pick_examples(held_out or candidates)},
+                             {shown: _pick_examples(held_out or candidates)},
                              title=f"WeakSeg evaluation of {bundle.run_dir.name}")
     events.artefact("evaluate", html)
     return report

@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from ..config import InferenceConfig
 from ..data.errors import InputError
 from ..data.reader import Geometry, write_label_map
-from .combine import flagged
+from .review import flags
 
 SEGMENT_NAME = "Tumor"
 SEGMENT_COLOR = (0.85, 0.2, 0.2)
-SLICE_COLUMNS = ("slice", "classifier_score", "difference_score", "flagged")
+SLICE_COLUMNS = ("slice", "classifier_score", "difference_score", "review_priority", "flagged")
 
 
 def case_outputs(out_dir: Path, case: str, method: str) -> dict[str, Path]:
@@ -67,14 +68,15 @@ def write_seg_nrrd(path: Path, labels: np.ndarray, geometry: Geometry,
     return path
 
 
-def slice_rows(slice_scores: np.ndarray, difference: np.ndarray, threshold: float
-               ) -> list[dict]:
-    """One row per input slice: classifier score, D (None when the slice is empty), flag."""
-    flags = flagged(difference, threshold)
+def slice_rows(slice_scores: np.ndarray, difference: np.ndarray, priority: np.ndarray,
+               threshold: float) -> list[dict]:
+    """One row per input slice: classifier score, D (None when the slice is empty), review
+    priority, and the flag (priority ≥ threshold)."""
+    flagged = flags(priority, threshold)
     return [{"slice": z, "classifier_score": round(float(s), 4),
              "difference_score": None if math.isnan(d) else round(float(d), 4),
-             "flagged": bool(f)}
-            for z, (s, d, f) in enumerate(zip(slice_scores, difference, flags))]
+             "review_priority": round(float(p), 4), "flagged": bool(f)}
+            for z, (s, d, p, f) in enumerate(zip(slice_scores, difference, priority, flagged))]
 
 
 def write_slices_csv(path: Path, rows: list[dict], overwrite: bool = False) -> Path:
@@ -92,8 +94,9 @@ def write_slices_csv(path: Path, rows: list[dict], overwrite: bool = False) -> P
 
 
 def write_case(out_dir: Path, segmentation, methods: list[str], table_method: str,
-               difference_threshold: float, overwrite: bool = False) -> list[Path]:
-    """Every output of one case; the slice table follows ``table_method``'s segmentation."""
+               review: InferenceConfig, overwrite: bool = False) -> list[Path]:
+    """Every output of one case; the slice table follows ``table_method``'s segmentation,
+    ranked by the review priority ``review`` (the profile's inference section) names."""
     paths = []
     for method in methods:
         targets = case_outputs(out_dir, segmentation.name, method)
@@ -104,7 +107,8 @@ def write_case(out_dir: Path, segmentation, methods: list[str], table_method: st
     difference = segmentation.difference.get(table_method)      # l1_baseline has none
     if difference is None:
         difference = np.full(len(segmentation.slice_scores), np.nan, np.float32)
-    rows = slice_rows(segmentation.slice_scores, difference, difference_threshold)
+    priority = segmentation.review_priority(table_method, review.review_scores)
+    rows = slice_rows(segmentation.slice_scores, difference, priority, review.review_threshold)
     paths.append(write_slices_csv(case_outputs(out_dir, segmentation.name, table_method)["slices"],
                                   rows, overwrite=overwrite))
     return paths

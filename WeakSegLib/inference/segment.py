@@ -69,7 +69,7 @@ def segment_cohort(bundle: Bundle | MixedBundle, cohort: Cohort, out_dir: Path |
             postprocess_case(result, postprocess, case.brain)
         if out_dir is not None:
             for path in write_case(out_dir, result, methods, table_method,
-                                   bundle.profile.inference.difference_threshold, overwrite):
+                                   bundle.profile.inference, overwrite):
                 events.artefact("segment", path)
         events.metric("segment", f"{files.name}/seconds", result.seconds)
         if not keep:

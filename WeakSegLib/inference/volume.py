@@ -22,6 +22,7 @@ from ..stages.runtime import autocast, to_device
 from .bundle import UNGATED_METHODS, Bundle
 from .combine import combine, difference_scores, gate
 from .patches import PatchGrid, patch_geometry
+from .review import REVIEW_OTHERS, SliceStats, review_priority, slice_stats
 
 
 @dataclass
@@ -38,6 +39,24 @@ class CaseSegmentation:
     variant: np.ndarray                       # (Z', H', W') healthy variant
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
+    # label maps of the bundle's other learned methods (not written): review disagreement
+    review_labels: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def review_stats(self, method: str) -> SliceStats:
+        """Mask-free per-slice facts of ``method``'s segmentation for its review priority (a
+        post-processed ``<method>_pp`` keeps its method's D where it still segments)."""
+        base = method[:-3] if method.endswith("_pp") else method
+        difference = self.difference.get(method, self.difference.get(base))
+        if difference is None:
+            difference = np.full(len(self.slice_scores), np.nan, np.float32)
+        difference = np.where(self.labels[method].any(axis=(1, 2)), difference, np.nan)
+        return slice_stats({**self.review_labels, **self.labels}, method,
+                           [m for m in REVIEW_OTHERS if m != base], self.slice_scores,
+                           difference)
+
+    def review_priority(self, method: str, scores: tuple[str, ...]) -> np.ndarray:
+        """Per input slice: how likely ``method``'s segmentation is wrong (no mask used)."""
+        return review_priority(self.review_stats(method), scores)
 
     def to_input_slices(self, values: np.ndarray, fill: float) -> np.ndarray:
         """A per-preprocessed-slice vector on the input's z axis (``fill`` outside the crop)."""
@@ -112,8 +131,16 @@ def segment_case(bundle: Bundle, case: CaseVolumes, methods: list[str],
     flair = prep.image[:, flair_channel]
     variant = grid.assemble(outputs["variant"]) if len(grid) else flair.copy()
     variant = np.where(brain, variant, flair)
-    probabilities, labels, difference = {}, {}, {}
-    for method, maps in _method_maps(outputs, methods).items():
+    probabilities, labels, difference, review_labels = {}, {}, {}, {}
+    extra_methods = [m for m in REVIEW_OTHERS if m in bundle.methods and m not in methods]
+    for method, maps in _method_maps(outputs, [*methods, *extra_methods]).items():
+        if method in extra_methods:
+            gated = maps if method in UNGATED_METHODS else gate(maps, outputs["score"],
+                                                                bundle.gate)
+            review_labels[method] = prep.mapping.to_original(
+                np.where(brain, grid.assemble(gated), 0).astype(np.float32), kind="binary",
+                threshold=cfg.inference.threshold)
+            continue
         gated = maps if method in UNGATED_METHODS else gate(maps, outputs["score"], bundle.gate)
         probability = np.where(brain, grid.assemble(gated), 0).astype(np.float32)
         probabilities[method] = probability
@@ -128,6 +155,7 @@ def segment_case(bundle: Bundle, case: CaseVolumes, methods: list[str],
                               np.zeros(0, np.float32), {}, flair, variant)
     result.slice_scores = result.to_input_slices(grid.per_slice_max(outputs["score"]), 0.0)
     result.difference = {m: result.to_input_slices(d, np.nan) for m, d in difference.items()}
+    result.review_labels = review_labels
     result.seconds = time.monotonic() - started
     result.extra = {"n_patches": len(grid), "gate": bundle.gate}
     return result

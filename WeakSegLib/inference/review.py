@@ -1,0 +1,94 @@
+"""Review priority: how likely each slice's segmentation is wrong, computed without a mask.
+
+The radiologist's promise is "look at few slices, get a good segmentation", so the slices must
+be ranked by how likely they are wrong. Seed 000's difference score D is one signal and stays a
+column of its own; the others read the segmentation itself:
+
+* ``disagreement`` — 1 − the mean 2D Dice between the default segmentation and the pipeline's
+  other segmenters (a slice the networks disagree on is a slice none of them is sure of);
+* ``classifier_conflict`` — the classifier against the segmentation: tumour called and nothing
+  segmented (c), or the reverse (1 − c);
+* ``continuity`` — the area jumps against the neighbouring slices (tumours are smooth along z);
+* ``small_area`` — a segmentation much smaller than the case's larger ones (the ends of a
+  tumour, where 2D Dice is fragile);
+* ``difference`` — seed 000's D mapped so that low D (little explained difference) is high.
+
+Each lies in [0, 1]; ``review_priority`` is the mean of the ones ``inference.review_scores``
+names (the default chosen by the cross-validation, benchmarks/review_priority.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: every candidate score, in the order of the evaluation's tables
+CANDIDATES = ("difference", "disagreement", "classifier_conflict", "continuity", "small_area")
+#: the segmenters whose agreement with the default method is ``disagreement``'s input
+REVIEW_OTHERS = ("initial", "under", "over", "seed_only", "self_trained", "combined")
+
+
+@dataclass
+class SliceStats:
+    """Mask-free per-slice facts of one case on the input's z axis."""
+    area: np.ndarray            # (Z,) voxels of the default segmentation
+    agreement: np.ndarray       # (K, Z) 2D Dice of the default with each other segmenter
+    classifier: np.ndarray      # (Z,) classifier score
+    difference: np.ndarray      # (Z,) seed 000's D (NaN where the slice is empty)
+
+
+def dice_2d(intersection: np.ndarray, area_a: np.ndarray, area_b: np.ndarray) -> np.ndarray:
+    """2D Dice per slice from counts; two empty slices agree (1)."""
+    total = area_a + area_b
+    return np.where(total > 0, 2.0 * intersection / np.maximum(total, 1), 1.0)
+
+
+def slice_stats(labels: dict[str, np.ndarray], default: str, others: list[str],
+                classifier: np.ndarray, difference: np.ndarray) -> SliceStats:
+    """SliceStats from label maps ``(Z, Y, X)`` of the default method and the other
+    segmenters (those present in ``labels``)."""
+    main = labels[default] > 0
+    area = main.sum(axis=(1, 2)).astype(np.float64)
+    rows = []
+    for name in others:
+        if name in labels and name != default:
+            other = labels[name] > 0
+            rows.append(dice_2d((main & other).sum(axis=(1, 2)), area,
+                                other.sum(axis=(1, 2)).astype(np.float64)))
+    agreement = np.array(rows) if rows else np.ones((0, len(area)))
+    return SliceStats(area, agreement, np.asarray(classifier, np.float64),
+                      np.asarray(difference, np.float64))
+
+
+def candidate_scores(stats: SliceStats) -> dict[str, np.ndarray]:
+    """Every candidate score per slice, each in [0, 1] (higher = look first)."""
+    area = stats.area
+    segmented = area > 0
+    scores: dict[str, np.ndarray] = {}
+    d = np.nan_to_num(stats.difference, nan=np.inf)
+    scores["difference"] = np.where(segmented, np.clip(1.0 - d / 0.5, 0.0, 1.0), 0.0)
+    scores["disagreement"] = (1.0 - stats.agreement.mean(axis=0)) if len(stats.agreement) \
+        else np.zeros_like(area)
+    c = np.clip(stats.classifier, 0.0, 1.0)
+    scores["classifier_conflict"] = np.where(segmented, 1.0 - c, c)
+    padded = np.pad(area, 1)
+    neighbours = (padded[:-2] + padded[2:]) / 2.0
+    jump = np.abs(area - neighbours) / np.maximum(np.maximum(area, neighbours), 1.0)
+    scores["continuity"] = np.where(segmented | (neighbours > 0), jump, 0.0)
+    reference = np.percentile(area[segmented], 90) if segmented.any() else 1.0
+    scores["small_area"] = np.where(segmented, 1.0 - np.minimum(area / reference, 1.0), 0.0)
+    return scores
+
+
+def review_priority(stats: SliceStats, names: tuple[str, ...]) -> np.ndarray:
+    """The mean of the named candidate scores per slice, in [0, 1]."""
+    unknown = [n for n in names if n not in CANDIDATES]
+    if unknown or not names:
+        raise ValueError(f"review scores {list(names)}: choose from {list(CANDIDATES)}")
+    scores = candidate_scores(stats)
+    return np.mean([scores[n] for n in names], axis=0)
+
+
+def flags(priority: np.ndarray, threshold: float) -> np.ndarray:
+    """Slices to review first: priority at or above the threshold."""
+    return np.asarray(priority) >= threshold

@@ -1,0 +1,123 @@
+"""Issue 13: which mask-free score finds the wrong slices, on the held-out patients of the CV.
+
+Reads the per-slice statistics benchmarks/cohort_cv.py kept for every held-out patient
+(``<work>/slices/<case>.npz``: areas and pairwise intersections of every method and the truth,
+classifier score, difference scores), computes every candidate score of
+``WeakSegLib.inference.review`` and a few means of them, and reports per score the AUROC for
+"2D Dice < 0.5" (pooled and per fold) and the review curves (random and oracle beside them).
+
+    python benchmarks/review_priority.py --work /work/cv/run1 [--method self_trained_pp]
+
+Writes benchmarks/results/review_priority.json and review_priority.png.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe_machine  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+
+
+def case_inputs(npz_path: Path, method: str):
+    """(CaseSliceCounts of ``method`` vs truth, SliceStats of ``method``) from one case file."""
+    from WeakSegLib.inference.review import REVIEW_OTHERS, SliceStats, dice_2d
+    from WeakSegLib.review_quality import CaseSliceCounts
+
+    with np.load(npz_path, allow_pickle=False) as npz:
+        names = [str(n) for n in npz["methods"]]
+        inter = npz["intersection"].astype(float)
+        d, t = names.index(method), names.index("truth")
+        area = inter[d, d]
+        base = method[:-3] if method.endswith("_pp") else method
+        difference = npz[f"difference_{base}"].astype(float)
+        difference = np.where(area > 0, difference, np.nan)
+        agreement = np.array([dice_2d(inter[d, names.index(o)], area,
+                                      inter[names.index(o), names.index(o)])
+                              for o in REVIEW_OTHERS if o in names and o not in (method, base)])
+        counts = CaseSliceCounts(inter[d, t], area, inter[t, t], npz["brain_slices"].astype(bool))
+        stats = SliceStats(area, agreement, npz["classifier_score"].astype(float), difference)
+    return counts, stats
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--method", default="self_trained_pp")
+    parser.add_argument("--result", type=Path, default=RESULTS / "review_priority.json")
+    args = parser.parse_args()
+    from WeakSegLib.inference.review import CANDIDATES, candidate_scores
+    from WeakSegLib.review_quality import auroc_for_bad, review_curves
+
+    folds = json.loads((args.work / "folds.json").read_text())
+    fold_of = {case: int(k) for k, f in folds.items() for case in f["test"]}
+    cases = sorted(fold_of)
+    counts, per_score = [], {}
+    combos = [c for r in (2, 3, 4, 5) for c in itertools.combinations(CANDIDATES, r)]
+    for case in cases:
+        c, stats = case_inputs(args.work / "slices" / f"{case}.npz", args.method)
+        counts.append(c)
+        scores = candidate_scores(stats)
+        for name in CANDIDATES:
+            per_score.setdefault(name, []).append(scores[name])
+        for combo in combos:
+            per_score.setdefault("+".join(combo), []).append(
+                np.mean([scores[n] for n in combo], axis=0))
+    result = review_curves(counts, per_score)
+    by_fold = {}
+    for name, values in per_score.items():
+        by_fold[name] = [auroc_for_bad([c for c, case in zip(counts, cases) if fold_of[case] == k],
+                                       [v for v, case in zip(values, cases) if fold_of[case] == k])
+                         for k in sorted(set(fold_of.values()))]
+    result.update({"machine": describe_machine(), "method": args.method, "work": str(args.work),
+                   "auroc_per_fold": by_fold, "cases": cases})
+    args.result.parent.mkdir(parents=True, exist_ok=True)
+    args.result.write_text(json.dumps(result, indent=2))
+    ranked = sorted(per_score, key=lambda n: -np.nan_to_num(result["auroc"][n]))
+    print(f"method {args.method}: {result['n_judged_slices']} judged slices, "
+          f"{result['n_bad_slices']} bad, {len(cases)} patients")
+    print(f"{'score':<70} AUROC  folds(min-max)  gain@10%  area")
+    oracle_gain = result["gain"]["oracle"][result["percents"].index(10)]
+    for name in ranked[:15] + [n for n in CANDIDATES if n not in ranked[:15]] + ["random",
+                                                                                  "oracle"]:
+        gain = result["gain"][name][result["percents"].index(10)]
+        auc = result["auroc"].get(name, float("nan"))
+        folds_auc = by_fold.get(name, [np.nan])
+        print(f"{name:<70} {auc:.3f}  {np.nanmin(folds_auc):.3f}-{np.nanmax(folds_auc):.3f}  "
+              f"{gain:+.4f} ({gain / oracle_gain if oracle_gain else np.nan:.0%} of oracle)  "
+              f"{result['area'][name]:.4f}")
+    figure(result, [n for n in ranked[:3]] + ["difference"], args.result.with_suffix(".png"))
+
+
+def figure(result: dict, names: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name in ["oracle", *dict.fromkeys(names), "random"]:
+        style = {"oracle": "k--", "random": "k:"}.get(name, "-o")
+        label = name if name in ("oracle", "random") else \
+            f"{name} (AUROC {result['auroc'][name]:.2f})"
+        ax.plot(result["percents"], result["curves"][name], style, label=label)
+    ax.set_xlabel("% of segmented slices corrected by a perfect reviewer, in score order")
+    ax.set_ylabel("mean volume Dice (held-out patients)")
+    ax.set_title(f"Review curves, {result['method']}, {result['n_cases']} held-out patients")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
