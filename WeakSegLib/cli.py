@@ -209,6 +209,19 @@ def cmd_segment(args: argparse.Namespace, events: EventWriter) -> int:
     return 0
 
 
+def cmd_export_model(args: argparse.Namespace, events: EventWriter) -> int:
+    from .export.bundle import export_bundle
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    summary = export_bundle(args.model, args.out, methods, half=not args.float32,
+                            overwrite=args.overwrite)
+    for path in summary["files"]:
+        events.artefact("export", Path(path))
+    _say(args, f"exported {', '.join(summary['stages'])} ({summary['megabytes']:.1f} MB) → "
+               f"{args.out}")
+    return 0
+
+
 def _slice_labels(args: argparse.Namespace, cohort: Cohort) -> dict | None:
     if not (args.labels or args.ranges):
         return None
@@ -337,7 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "input grid), <case>_<method>.seg.nrrd (Slicer segmentation, segment "
                        "'Tumor') and <case>_slices.csv (slice, classifier_score, "
                        "difference_score, review_priority, flagged). Needs no mask.")
-    p.add_argument("--model", required=True, type=Path, help="run folder of `weakseg train`")
+    p.add_argument("--model", required=True, type=Path,
+                   help="run folder of `weakseg train`, or 'default' for the bundle shipped with "
+                   "the extension (WeakSeg/Resources/Models/default)")
     p.add_argument("--input", required=True, type=Path, help="a case folder or a cohort folder")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--method", default=None,
@@ -354,6 +369,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="explicit file of a modality for a single case")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(func=cmd_segment)
+
+    p = sub.add_parser("export-model", parents=[common],
+                       help="compact copy of a run for shipping (fp16, only the needed networks)",
+                       description="Copies the classifier, the converter and the segmenters "
+                       "that --methods need, weights in float16, with the run's manifest; the "
+                       "copy opens with `segment --model OUT` like the run itself.")
+    p.add_argument("--model", required=True, type=Path, help="run folder of `weakseg train`")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--methods", default="self_trained,initial,seed_only",
+                   help="methods the copy must offer (their networks are kept)")
+    p.add_argument("--float32", action="store_true", help="keep float32 weights")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_export_model)
 
     p = sub.add_parser("postprocess", parents=[common],
                        help="anatomical-consistency operations on a label map",

@@ -39,11 +39,12 @@ def case_inputs(npz_path: Path, method: str):
         base = method[:-3] if method.endswith("_pp") else method
         difference = npz[f"difference_{base}"].astype(float)
         difference = np.where(area > 0, difference, np.nan)
-        agreement = np.array([dice_2d(inter[d, names.index(o)], area,
-                                      inter[names.index(o), names.index(o)])
-                              for o in REVIEW_OTHERS if o in names and o not in (method, base)])
+        others = [names.index(o) for o in REVIEW_OTHERS if o in names and o not in (method, base)]
+        agreement = np.array([dice_2d(inter[d, o], area, inter[o, o]) for o in others])
+        changed = np.array([area + inter[o, o] - 2 * inter[d, o] for o in others])
         counts = CaseSliceCounts(inter[d, t], area, inter[t, t], npz["brain_slices"].astype(bool))
-        stats = SliceStats(area, agreement, npz["classifier_score"].astype(float), difference)
+        stats = SliceStats(area, agreement, npz["classifier_score"].astype(float), difference,
+                           changed)
     return counts, stats
 
 
@@ -61,7 +62,8 @@ def main() -> None:
     fold_of = {case: int(k) for k, f in folds.items() for case in f["test"]}
     cases = sorted(fold_of)
     counts, per_score = [], {}
-    combos = [c for r in (2, 3, 4, 5) for c in itertools.combinations(CANDIDATES, r)]
+    combos = [c for r in range(2, len(CANDIDATES) + 1)
+              for c in itertools.combinations(CANDIDATES, r)]
     for case in cases:
         c, stats = case_inputs(args.work / "slices" / f"{case}.npz", args.method)
         counts.append(c)

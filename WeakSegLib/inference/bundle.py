@@ -59,9 +59,30 @@ class Bundle:
                 if all(s in self.segmenters for s in needs)]
 
 
+#: ``--model default``: the bundle shipped with the extension
+DEFAULT_MODEL = "default"
+
+
+def default_model_dir() -> Path:
+    """Where the shipped default bundle lies: ``$WEAKSEG_DEFAULT_MODEL``, else
+    ``Resources/Models/default`` of the Slicer module — beside WeakSegLib when installed in
+    Slicer, under ``WeakSeg/`` in the repository."""
+    import os
+
+    if os.environ.get("WEAKSEG_DEFAULT_MODEL"):
+        return Path(os.environ["WEAKSEG_DEFAULT_MODEL"])
+    root = Path(__file__).resolve().parents[2]
+    for candidate in (root / "WeakSeg" / "Resources" / "Models" / DEFAULT_MODEL,
+                      root / "Resources" / "Models" / DEFAULT_MODEL):
+        if (candidate / "manifest.json").is_file():
+            return candidate
+    return root / "WeakSeg" / "Resources" / "Models" / DEFAULT_MODEL
+
+
 def load_bundle(run_dir: str | Path, device: str = "auto") -> Bundle:
-    """Open ``run_dir``; a folder that is not a finished WeakSeg run is an InputError."""
-    run_dir = Path(run_dir)
+    """Open ``run_dir`` (or the shipped bundle for "default"); a folder that is not a finished
+    WeakSeg run is an InputError."""
+    run_dir = default_model_dir() if str(run_dir) == DEFAULT_MODEL else Path(run_dir)
     if not (run_dir / "manifest.json").is_file():
         raise InputError(run_dir, "is not a WeakSeg model bundle (no manifest.json); give the "
                          "--out folder of `weakseg train`")

@@ -6,6 +6,9 @@ column of its own; the others read the segmentation itself:
 
 * ``disagreement`` — 1 − the mean 2D Dice between the default segmentation and the pipeline's
   other segmenters (a slice the networks disagree on is a slice none of them is sure of);
+* ``disagreement_voxels`` — the voxels they disagree on, |A Δ B| averaged over the others and
+  scaled by the case's largest: an estimate of how many voxels a correction would change,
+  which is what volume Dice rewards (small end-of-tumour slices are often bad but cheap);
 * ``classifier_conflict`` — the classifier against the segmentation: tumour called and nothing
   segmented (c), or the reverse (1 − c);
 * ``continuity`` — the area jumps against the neighbouring slices (tumours are smooth along z);
@@ -23,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 
 #: every candidate score, in the order of the evaluation's tables
-CANDIDATES = ("difference", "disagreement", "classifier_conflict", "continuity", "small_area")
+CANDIDATES = ("difference", "disagreement", "disagreement_voxels", "classifier_conflict",
+              "continuity", "small_area")
 #: the segmenters whose agreement with the default method is ``disagreement``'s input
 REVIEW_OTHERS = ("initial", "under", "over", "seed_only", "self_trained", "combined")
 
@@ -35,6 +39,7 @@ class SliceStats:
     agreement: np.ndarray       # (K, Z) 2D Dice of the default with each other segmenter
     classifier: np.ndarray      # (Z,) classifier score
     difference: np.ndarray      # (Z,) seed 000's D (NaN where the slice is empty)
+    changed: np.ndarray | None = None   # (K, Z) voxels in exactly one of default and other k
 
 
 def dice_2d(intersection: np.ndarray, area_a: np.ndarray, area_b: np.ndarray) -> np.ndarray:
@@ -49,15 +54,18 @@ def slice_stats(labels: dict[str, np.ndarray], default: str, others: list[str],
     segmenters (those present in ``labels``)."""
     main = labels[default] > 0
     area = main.sum(axis=(1, 2)).astype(np.float64)
-    rows = []
+    rows, changed = [], []
     for name in others:
         if name in labels and name != default:
             other = labels[name] > 0
-            rows.append(dice_2d((main & other).sum(axis=(1, 2)), area,
-                                other.sum(axis=(1, 2)).astype(np.float64)))
+            inter = (main & other).sum(axis=(1, 2))
+            other_area = other.sum(axis=(1, 2)).astype(np.float64)
+            rows.append(dice_2d(inter, area, other_area))
+            changed.append(area + other_area - 2 * inter)
     agreement = np.array(rows) if rows else np.ones((0, len(area)))
     return SliceStats(area, agreement, np.asarray(classifier, np.float64),
-                      np.asarray(difference, np.float64))
+                      np.asarray(difference, np.float64),
+                      np.array(changed) if changed else np.zeros((0, len(area))))
 
 
 def candidate_scores(stats: SliceStats) -> dict[str, np.ndarray]:
@@ -69,6 +77,10 @@ def candidate_scores(stats: SliceStats) -> dict[str, np.ndarray]:
     scores["difference"] = np.where(segmented, np.clip(1.0 - d / 0.5, 0.0, 1.0), 0.0)
     scores["disagreement"] = (1.0 - stats.agreement.mean(axis=0)) if len(stats.agreement) \
         else np.zeros_like(area)
+    changed = stats.changed if stats.changed is not None and len(stats.changed) else \
+        np.zeros((1, len(area)))
+    voxels = changed.mean(axis=0)
+    scores["disagreement_voxels"] = voxels / voxels.max() if voxels.max() > 0 else voxels
     c = np.clip(stats.classifier, 0.0, 1.0)
     scores["classifier_conflict"] = np.where(segmented, 1.0 - c, c)
     padded = np.pad(area, 1)

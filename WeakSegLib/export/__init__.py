@@ -1,0 +1,1 @@
+"""Writers of what leaves WeakSeg: compact model bundles for shipping."""
