@@ -37,6 +37,7 @@ _add_library_path()
 
 from WeakSegLib.slicer import install  # noqa: E402
 from WeakSegLib.slicer.controller import SELECTORS, PanelController  # noqa: E402
+from WeakSegLib.slicer.nodes import column_titles_as_header  # noqa: E402
 from WeakSegLib.slicer.parameters import get_parameter_node  # noqa: E402
 
 README = "https://github.com/weakseg/WeakSeg#use-in-3d-slicer"
@@ -130,6 +131,8 @@ class WeakSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._timer = None
         self._probe = None
         self._observed_parameter_node = None
+        self._shownRow = None              # the review row the table view last selected
+        self._shownTable = None            # (node, MTime) the table's columns were sized for
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -188,6 +191,7 @@ class WeakSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         ui.applyButton.connect("clicked(bool)", lambda _: self._run(self.onApply))
         ui.reviewTableView.connect("clicked(QModelIndex)", self.onTableClicked)
         ui.thresholdSliderWidget.connect("valueChanged(double)", self.onThreshold)
+        ui.nextFlaggedButton.connect("clicked(bool)", lambda _: c.next_flagged())
         ui.acceptButton.connect("clicked(bool)", lambda _: c.accept())
         ui.correctButton.connect("clicked(bool)", lambda _: c.correct())
         ui.rejectButton.connect("clicked(bool)", lambda _: c.reject())
@@ -342,8 +346,8 @@ class WeakSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 widget = getattr(ui, name)
                 if widget.text != text and not widget.hasFocus():
                     widget.text = text
-            if abs(ui.thresholdSliderWidget.value - p.threshold) > 1e-9:
-                ui.thresholdSliderWidget.value = p.threshold
+            ui.modelPathLineEdit.toolTip = str(p.model_dir or "") or \
+                "A WeakSeg run folder (manifest.json and the trained stages)."
             ui.trainCohortRadioButton.checked = p.train_source == "cohort"
             ui.trainVolumesRadioButton.checked = p.train_source == "volumes"
             if ui.reviewTableView.mrmlTableNode() is not p.review_table:
@@ -366,8 +370,38 @@ class WeakSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 getattr(ui, name).text = text
             ui.segmentProgressBar.value = c.progress("segment")
             ui.trainProgressBar.value = c.progress("train")
+            threshold = c.threshold_value()     # a result without priority: D's threshold
+            if abs(ui.thresholdSliderWidget.value - threshold) > 1e-9:
+                ui.thresholdSliderWidget.value = threshold
+            self._showReviewTable()
         finally:
             self._updating = False
+
+    def _showReviewTable(self) -> None:
+        """Size the review table's columns when its content changed, and select the row the
+        controller selected (a click, or Next flagged slice) and scroll to it."""
+        view, c = self.ui.reviewTableView, self.controller
+        table = view.mrmlTableNode()
+        if table is None:
+            self._shownTable, self._shownRow = None, None
+            return
+        stamp = (table.GetID(), table.GetMTime())
+        if stamp != self._shownTable:           # refilled: size the columns, reselect
+            self._shownTable, self._shownRow = stamp, None
+            view.resizeColumnsToContents()
+        if c.selected_row == self._shownRow:
+            return
+        self._shownRow = c.selected_row
+        if c.selected_row is None:
+            view.clearSelection()
+            return
+        index = view.tableModel().index(
+            c.selected_row + (0 if column_titles_as_header(table) else 1), 0)
+        proxy = view.sortFilterProxyModel() if hasattr(view, "sortFilterProxyModel") else None
+        if proxy is not None:
+            index = proxy.mapFromSource(index)
+        view.selectRow(index.row())
+        view.scrollTo(index)
 
     # ------------------------------------------------------------ lifecycle
 

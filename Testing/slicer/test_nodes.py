@@ -192,24 +192,41 @@ def test_auto_map_modalities(scene) -> None:
 
 def test_review_table_round_trip(scene) -> None:
     rows = [
-        {"slice": 70, "classifier_score": 0.93, "difference_score": 0.41, "flagged": False,
-         "status": "accepted"},
-        {"slice": 71, "classifier_score": 0.12, "difference_score": None, "flagged": True,
-         "status": "pending"},
-        {"slice": 72, "classifier score": 0.5, "difference score": 0.0, "flagged": 1,
-         "status": "rejected"},
+        {"slice": 71, "review_priority": 0.9, "classifier_score": 0.12, "difference_score": None,
+         "flagged": True, "status": "pending"},
+        {"slice": 70, "review_priority": 0.3, "classifier_score": 0.93, "difference_score": 0.41,
+         "flagged": False, "status": "accepted"},
+        {"slice": 72, "priority": 0.1, "classifier score": 0.5, "difference score": 0.0,
+         "flagged": 1, "status": "rejected"},
     ]
     node = nodes.review_table_node(scene, rows, "review")
     assert node.IsA("vtkMRMLTableNode") and node.GetName() == "review"
     assert [node.GetColumnName(i) for i in range(node.GetNumberOfColumns())] == \
-        ["slice", "classifier score", "difference score", "flagged", "status"]
+        ["slice", "priority", "classifier score", "difference score", "flagged", "status"]
+    # two-line headers keep the table narrow in the panel; the names stay for reading back
+    assert node.GetColumnTitle("classifier score") == "classifier\nscore"
+    assert "look first" in node.GetColumnDescription("priority")
     assert node.GetNumberOfRows() == 3
     back = nodes.rows_from_review_table(node)
+    assert [r["slice"] for r in back] == [71, 70, 72]                 # the rows' own order
     assert back[0] == rows[0]
     assert back[1] == rows[1]
-    assert back[2] == {"slice": 72, "classifier_score": 0.5, "difference_score": 0.0,
-                       "flagged": True, "status": "rejected"}
+    assert back[2] == {"slice": 72, "review_priority": 0.1, "classifier_score": 0.5,
+                       "difference_score": 0.0, "flagged": True, "status": "rejected"}
     # refill in place (threshold slider re-flags): same node, new rows
     same = nodes.review_table_node(scene, rows[:1], node=node)
-    assert same is node and node.GetNumberOfRows() == 1 and node.GetNumberOfColumns() == 5
+    assert same is node and node.GetNumberOfRows() == 1 and node.GetNumberOfColumns() == 6
     assert nodes.rows_from_review_table(node) == rows[:1]
+
+
+def test_a_review_table_saved_before_the_priority_column_reads_back(scene) -> None:
+    node = nodes.review_table_node(scene, [
+        {"slice": 3, "classifier_score": 0.8, "difference_score": 0.1, "flagged": True,
+         "status": "pending"}])
+    node.RemoveColumn(node.GetColumnIndex("priority"))      # as an older WeakSeg saved it
+    assert nodes.rows_from_review_table(node) == [
+        {"slice": 3, "review_priority": None, "classifier_score": 0.8, "difference_score": 0.1,
+         "flagged": True, "status": "pending"}]
+    node.RemoveColumn(node.GetColumnIndex("status"))        # a required column is still required
+    with pytest.raises(KeyError, match="status"):
+        nodes.rows_from_review_table(node)

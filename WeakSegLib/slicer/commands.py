@@ -9,8 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from .defaults import METHOD
+
 DEVICES: tuple[str, ...] = ("auto", "cuda", "cpu")
-DEFAULT_METHOD = "combined"
+#: config ``inference.default_method`` (see :mod:`.defaults`).
+DEFAULT_METHOD = METHOD
 
 
 def _device(device: str) -> str:
@@ -20,13 +23,19 @@ def _device(device: str) -> str:
 
 
 def segment_arguments(model: str | Path, case_dir: str | Path, out: str | Path,
-                      device: str = "auto", method: str = DEFAULT_METHOD,
+                      device: str = "auto", method: str | None = DEFAULT_METHOD,
                       mapping: Mapping[str, str | Path] | None = None,
                       overwrite: bool = False) -> list[str]:
-    """``segment --model RUN --input CASE --out OUT --method M --device D [--map k=FILE] ...``."""
+    """``segment --model RUN --input CASE --out OUT [--method M] --device D [--map k=FILE] ...``.
+
+    ``method=None`` leaves the choice to ``segment``: the run's ``inference.default_method``, or
+    for a run without that stage the best one it has (a mixed-supervision run: "mixed").
+    """
     # the panel applies its own Post-process option to the result, so the job returns it raw
-    args = ["--model", str(model), "--input", str(case_dir), "--out", str(out),
-            "--method", method, "--device", _device(device), "--postprocess", "none"]
+    args = ["--model", str(model), "--input", str(case_dir), "--out", str(out)]
+    if method:
+        args += ["--method", method]
+    args += ["--device", _device(device), "--postprocess", "none"]
     for key, path in (mapping or {}).items():
         args += ["--map", f"{key}={path}"]
     if overwrite:

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from ..config import MODALITIES
-from . import bundle, commands, logic, nodes
+from . import bundle, commands, defaults, logic, nodes
 from .jobs import Job, cli_command
 from .parameters import WeakSegParameters, get_parameter_node, read_parameters, write_parameters
-from .review import ACCEPTED, CORRECTED, PENDING, REJECTED, ReviewRow, ReviewSession
+from .review import (ACCEPTED, BY_PRIORITY, CORRECTED, LEGACY_NOTE, PENDING, REJECTED, ReviewRow,
+                     ReviewSession, flag_basis)
 
 SELECTORS: dict[str, str] = {"flair": "flairSelector", "t1": "t1Selector",
                              "t1ce": "t1ceSelector", "t2": "t2Selector"}
@@ -37,8 +38,8 @@ WIDGETS: tuple[str, ...] = (
     "postprocessCheckBox", "postprocessOpsLineEdit", "applyButton", "segmentProgressBar",
     "segmentStatusLabel",
     # Review
-    "reviewTableView", "thresholdSliderWidget", "acceptButton", "correctButton", "rejectButton",
-    "reviewCountsLabel",
+    "reviewTableView", "thresholdSliderWidget", "nextFlaggedButton", "acceptButton",
+    "correctButton", "rejectButton", "reviewCountsLabel",
     # Train
     "trainCohortRadioButton", "trainVolumesRadioButton", "cohortPathLineEdit",
     "firstSliceButton", "lastSliceButton", "clearRangesButton", "rangesLabel",
@@ -233,6 +234,8 @@ class PanelController:
             "applyButton": segmenting or (free and self.segment_problem(p) is None),
             "reviewTableView": rows,
             "thresholdSliderWidget": rows,
+            "nextFlaggedButton": rows and not segmenting
+            and self.review.next_flagged() is not None,
             "acceptButton": selected,
             "rejectButton": selected,
             "correctButton": selected and has_segmentation,
@@ -260,8 +263,10 @@ class PanelController:
     def status_texts(self) -> dict[str, str]:
         """Texts of the panel's labels."""
         p = self.params
+        # the bundle's folder name too: a long path shows only its end in the path field
         texts = {"modelStatusLabel": bundle.bundle_problem(p.model_dir) or
-                 f"ready: {', '.join(bundle.bundle_channels(p.model_dir))}",
+                 f"ready: {Path(p.model_dir).name} "
+                 f"({', '.join(bundle.bundle_channels(p.model_dir))})",
                  "reviewCountsLabel": self.review.counts_text() if self.review else "no result yet",
                  "rangesLabel": "; ".join(f"{c.name}: {self._range_text(c)}"
                                           for c in self.training_cases.values()) or "none marked"}
@@ -427,11 +432,19 @@ class PanelController:
             self.view.error(f"could not write the input volumes: {error}")
             return None
         out_dir = work / "output"
-        self._segment_run = SegmentRun(case, reference, inputs, out_dir, p.method,
+        self._segment_run = SegmentRun(case, reference, inputs, out_dir, self._segment_method(p),
                                        p.postprocess_ops if p.postprocess else None)
         arguments = commands.segment_arguments(p.model_dir, work / "input" / case, out_dir,
-                                               device=p.device, method=p.method)
+                                               device=p.device,
+                                               method=self._segment_method(p))
         return self._start("segment", "segment", arguments, "segment", work)
+
+    @staticmethod
+    def _segment_method(p: WeakSegParameters) -> str | None:
+        """The method to ask ``segment`` for: None (its own choice: the run's
+        ``inference.default_method``, or the best the run has) when the panel's is config's
+        default, so a run without that stage or a mixed-supervision run still segments."""
+        return None if p.method == defaults.METHOD else p.method
 
     def _segment_ended(self, job: Job) -> None:
         run = self._segment_run
@@ -457,8 +470,7 @@ class PanelController:
             return
         result.inputs = run.inputs
         self.last_result = result
-        p = self.params
-        self.review = ReviewSession(result.rows, p.threshold, case=run.case)
+        self.review = self._session(result.rows, run.case)
         self.selected_row = None
         table = logic.review_table(self.scene, self.review)
         self.update(segmentation=result.segmentation, review_table=table,
@@ -466,6 +478,24 @@ class PanelController:
         self.view.show_result(result.segmentation, run.reference)
 
     # -------------------------------------------------------------- review
+
+    def _session(self, rows: list[ReviewRow], case: str) -> ReviewSession:
+        """A review of ``rows`` at the panel's threshold for what flags them: the review
+        priority, or (a result without it, said once) the difference score."""
+        p = self.params
+        basis = flag_basis(rows)
+        threshold = p.threshold if basis == BY_PRIORITY else p.difference_threshold
+        session = ReviewSession(rows, threshold, case=case, basis=basis)
+        if not session.by_priority:
+            self.view.info(LEGACY_NOTE)
+        return session
+
+    def threshold_value(self) -> float:
+        """What the threshold slider shows: the threshold of the review's flag basis."""
+        p = self.params
+        if self.review is not None and not self.review.by_priority:
+            return p.difference_threshold
+        return p.threshold
 
     def _refresh_table(self) -> None:
         p = self.params
@@ -482,7 +512,8 @@ class PanelController:
             return False
         try:
             rows = [ReviewRow(r["slice"], r["classifier_score"], r["difference_score"],
-                              r["flagged"], r["status"] or PENDING)
+                              r["flagged"], r["status"] or PENDING,
+                              review_priority=r["review_priority"])
                     for r in nodes.rows_from_review_table(p.review_table)]
         except (KeyError, ValueError) as error:
             # said once: the table is left in the scene but no longer taken as the review
@@ -495,19 +526,35 @@ class PanelController:
         p.review_table.SetLocked(True)
         reference = self.reference(p)
         case = logic.case_name(reference.GetName()) if reference is not None else ""
-        self.review = ReviewSession(rows, p.threshold, case=case)
+        self.review = self._session(rows, case)
+        self._refresh_table()                # in review order, with today's columns
         self._changed()
         return True
 
     def set_threshold(self, value: float) -> int:
-        """Threshold slider: re-flag rows live; returns how many flags changed."""
-        self.update(threshold=float(value))
+        """Threshold slider: re-flag rows live; returns how many flags changed. It sets the
+        review-priority threshold, or the difference-score one while the review is of a result
+        without priority."""
+        if self.review is not None and not self.review.by_priority:
+            self.update(difference_threshold=float(value))
+        else:
+            self.update(threshold=float(value))
         if self.review is None:
             return 0
         changed = self.review.reflag(value)
         self._refresh_table()
         self._changed()
         return changed
+
+    def next_flagged(self) -> int | None:
+        """Next flagged slice: select the next flagged row not yet reviewed after the selected
+        one, in review order (wrapping around), and move the slice views there; its slice."""
+        if self.review is None:
+            return None
+        index = self.review.next_flagged(self.selected_row)
+        if index is None:
+            return None
+        return self.select_row(index)
 
     def select_model_index(self, model_row: int, model_column: int = 0,
                            transposed: bool = False) -> int | None:

@@ -250,10 +250,27 @@ def postprocess_labels(labels: np.ndarray, ops: str, reference: Any,
     return result.astype(np.uint8)
 
 
+def written_method(out_dir: str | Path, case: str) -> str | None:
+    """The method of the one label map ``segment`` wrote for a case (``<case>_<method>.nii.gz``),
+    when the panel left the choice to it; None when there is not exactly one."""
+    folder = Path(out_dir) / case
+    prefix, suffix = f"{case}_", ".nii.gz"
+    found = sorted(p.name[len(prefix):-len(suffix)] for p in folder.glob(f"{prefix}*{suffix}"))
+    return found[0] if len(found) == 1 else None
+
+
 def import_result(scene: Any, out_dir: str | Path, case: str, reference: Any,
-                  method: str = "combined", postprocess_ops: str | None = None,
+                  method: str | None = None, postprocess_ops: str | None = None,
                   name: str | None = None) -> SegmentResult:
-    """The label map and slice scores of a finished segment run as nodes in ``scene``."""
+    """The label map and slice scores of a finished segment run as nodes in ``scene``.
+
+    ``method=None``: the one label map the run wrote (``segment`` chose the method: the run's
+    default, or "mixed" for a mixed-supervision run)."""
+    if method is None:
+        method = written_method(out_dir, case)
+        if method is None:
+            raise FileNotFoundError(f"segment did not write one label map "
+                                    f"{case}_<method>.nii.gz in {Path(out_dir) / case}")
     paths = result_paths(out_dir, case, method)
     for key in ("labels", "slices"):
         if not paths[key].is_file():

@@ -349,14 +349,30 @@ def auto_map_modalities(volume_nodes: Iterable[Any],
 
 # ---------------------------------------------------------------- review table
 
-#: (column title shown in Slicer, row dict key, Python type)
+#: (column name, row dict key, Python type), in the order shown: highest priority first is the
+#: table's row order, so the priority is the second column.
 REVIEW_COLUMNS: tuple[tuple[str, str, type], ...] = (
     ("slice", "slice", int),
+    ("priority", "review_priority", float),
     ("classifier score", "classifier_score", float),
     ("difference score", "difference_score", float),
     ("flagged", "flagged", bool),
     ("status", "status", str),
 )
+#: Columns a review table saved by an older WeakSeg may lack (read back as None).
+OPTIONAL_REVIEW_COLUMNS: tuple[str, ...] = ("priority",)
+#: Header text where it differs from the column name: two lines keep the table narrow enough
+#: for the module panel (the names, which reading the table back relies on, stay as they are).
+REVIEW_COLUMN_TITLES: dict[str, str] = {"classifier score": "classifier\nscore",
+                                        "difference score": "difference\nscore"}
+REVIEW_COLUMN_DESCRIPTIONS: dict[str, str] = {
+    "priority": "Review priority in [0, 1]: how likely the slice's segmentation is wrong "
+                "(higher = look first; empty for results without it)",
+    "classifier score": "The classifier's tumour score of the slice",
+    "difference score": "Seed 000's difference score D (empty: nothing segmented)",
+    "flagged": "1: the slice needs a look (score past the threshold)",
+    "status": "pending, accepted, corrected or rejected",
+}
 
 
 def _cell(row: Mapping[str, Any], key: str, title: str) -> Any:
@@ -365,38 +381,44 @@ def _cell(row: Mapping[str, Any], key: str, title: str) -> Any:
 
 def review_table_node(scene: Any, rows: Iterable[Mapping[str, Any]], name: str = "WeakSeg review",
                       node: Any | None = None) -> Any:
-    """Table node (slice, classifier score, difference score, flagged, status) from row dicts.
+    """Table node (slice, priority, classifier score, difference score, flagged, status) from
+    row dicts, in their order (the review's: highest priority first).
 
-    Keys are ``slice``, ``classifier_score``, ``difference_score``, ``flagged``, ``status``
-    (the titles with spaces work too). Pass ``node`` to refill an existing table in place,
-    e.g. after the threshold slider re-flags rows; a missing score is stored as NaN.
+    Keys are ``slice``, ``review_priority``, ``classifier_score``, ``difference_score``,
+    ``flagged``, ``status`` (the column names work too). Pass ``node`` to refill an existing
+    table in place, e.g. after the threshold slider re-flags rows; a missing score is NaN.
     """
     import vtk
 
     rows = list(rows)
     if node is None:
         node = scene.AddNewNodeByClass("vtkMRMLTableNode", name)
-    arrays = {"slice": vtk.vtkIntArray(), "classifier_score": vtk.vtkDoubleArray(),
-              "difference_score": vtk.vtkDoubleArray(), "flagged": vtk.vtkIntArray(),
-              "status": vtk.vtkStringArray()}
+    arrays = {key: (vtk.vtkIntArray() if kind in (int, bool) else
+                    vtk.vtkDoubleArray() if kind is float else vtk.vtkStringArray())
+              for _, key, kind in REVIEW_COLUMNS}
     for title, key, _ in REVIEW_COLUMNS:
         arrays[key].SetName(title)
     for row in rows:
-        arrays["slice"].InsertNextValue(int(_cell(row, "slice", "slice")))
-        for key, title in (("classifier_score", "classifier score"),
-                           ("difference_score", "difference score")):
+        for title, key, kind in REVIEW_COLUMNS:
             value = _cell(row, key, title)
-            arrays[key].InsertNextValue(math.nan if value is None else float(value))
-        arrays["flagged"].InsertNextValue(int(bool(_cell(row, "flagged", "flagged"))))
-        status = _cell(row, "status", "status")
-        arrays["status"].InsertNextValue("" if status is None else str(status))
+            if kind is float:
+                arrays[key].InsertNextValue(math.nan if value is None else float(value))
+            elif kind is bool:
+                arrays[key].InsertNextValue(int(bool(value)))
+            elif kind is int:
+                arrays[key].InsertNextValue(int(value))
+            else:
+                arrays[key].InsertNextValue("" if value is None else str(value))
     was_modifying = node.StartModify()
     try:
         node.RemoveAllColumns()
         table = node.GetTable()
         for _, key, _type in REVIEW_COLUMNS:
             table.AddColumn(arrays[key])
-        node.SetColumnDescription("flagged", "1: the slice needs a look (score past threshold)")
+        for column, description in REVIEW_COLUMN_DESCRIPTIONS.items():
+            node.SetColumnDescription(column, description)
+        for column, title in REVIEW_COLUMN_TITLES.items():
+            node.SetColumnTitle(column, title)
         # Column titles as the header: otherwise qMRMLTableModel shows them as an editable first
         # row and model row i + 1 is data row i. Locked: the view cannot edit or rename cells
         # (a renamed column would break reading the review back).
@@ -445,6 +467,9 @@ def rows_from_review_table(node: Any) -> list[dict[str, Any]]:
     columns = {}
     for title, key, _type in REVIEW_COLUMNS:
         column = table.GetColumnByName(title)
+        if column is None and title in OPTIONAL_REVIEW_COLUMNS:
+            columns[key] = None                    # a table saved before the column existed
+            continue
         if column is None:
             found = [table.GetColumnName(i) for i in range(table.GetNumberOfColumns())]
             raise KeyError(f"table {node.GetName()!r} has no column {title!r} (it has "
@@ -454,6 +479,9 @@ def rows_from_review_table(node: Any) -> list[dict[str, Any]]:
     for r in range(table.GetNumberOfRows()):
         row: dict[str, Any] = {}
         for _title, key, kind in REVIEW_COLUMNS:
+            if columns[key] is None:
+                row[key] = None
+                continue
             value = columns[key].GetValue(r)
             if kind is float:
                 value = float(value)

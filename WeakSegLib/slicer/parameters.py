@@ -25,8 +25,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .commands import DEFAULT_METHOD, DEVICES
-from .review import DEFAULT_THRESHOLD
+from . import defaults
+from .commands import DEVICES
 
 MODULE_NAME = "WeakSeg"
 NODE_CLASS = "vtkMRMLScriptedModuleNode"
@@ -43,13 +43,19 @@ class WeakSegParameters:
     reference: Any = field(default=None, metadata={"param": "referenceVolume", "kind": "node"})
     model_dir: Path | None = field(default=None, metadata={"param": "modelPath", "kind": "path"})
     device: str = field(default="auto", metadata={"param": "device", "kind": "str"})
-    method: str = field(default=DEFAULT_METHOD, metadata={"param": "method", "kind": "str"})
+    # defaults from config.py's inference section (see .defaults), never repeated here
+    method: str = field(default=defaults.METHOD, metadata={"param": "method", "kind": "str"})
     # on by default with the CLI's default operations (issue 6: raised Dice on real data)
     postprocess: bool = field(default=True, metadata={"param": "postprocess", "kind": "bool"})
-    postprocess_ops: str = field(default="min_volume:500,fill_holes",
+    postprocess_ops: str = field(default=defaults.POSTPROCESS_OPS,
                                  metadata={"param": "postprocessOps", "kind": "str"})
-    threshold: float = field(default=DEFAULT_THRESHOLD,
+    # review priority at or above this flags a slice (the slider)
+    threshold: float = field(default=defaults.REVIEW_THRESHOLD,
                              metadata={"param": "threshold", "kind": "float"})
+    # a result without review priority (written before it existed): D below this flags a slice
+    difference_threshold: float = field(default=defaults.DIFFERENCE_THRESHOLD,
+                                        metadata={"param": "differenceThreshold",
+                                                  "kind": "float"})
     segmentation: Any = field(default=None,
                               metadata={"param": "outputSegmentation", "kind": "node"})
     review_table: Any = field(default=None, metadata={"param": "reviewTable", "kind": "node"})
