@@ -79,17 +79,22 @@ def bundle_dir(tmp_path: Path) -> Path:
 
 FAKE_SEGMENT = '''#!{python}
 """Stands in for ``python -m WeakSegLib.slicer.job_main WeakSegLib.cli segment ...``: writes what
-the real command writes (label map on the FLAIR grid, slices.csv) from a brightness threshold,
-with the same events, in a fraction of a second."""
-import json, sys
+the real command writes (label map on the FLAIR grid, slices.csv with the review priority and
+its flag) from a brightness threshold, with the same events, in a fraction of a second. Without
+--method it writes config's default method, as ``segment`` does; with WEAKSEG_FAKE_OLD_CSV=1 it
+writes the slices.csv of a WeakSeg from before the review priority."""
+import json, os, sys
 from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
+from WeakSegLib.config import get_profile
 
 args = sys.argv[1:]
 assert args[:4] == ["-m", "WeakSegLib.slicer.job_main", "WeakSegLib.cli", "segment"], args
 value = lambda flag: args[args.index(flag) + 1]
-case_dir, out, method = Path(value("--input")), Path(value("--out")), value("--method")
+inference = get_profile("fast").inference
+case_dir, out = Path(value("--input")), Path(value("--out"))
+method = value("--method") if "--method" in args else inference.default_method
 case = case_dir.name
 def event(kind, **fields):
     print(json.dumps({{"event": kind, "time": "t", **fields}}), flush=True)
@@ -102,10 +107,19 @@ result = sitk.GetImageFromArray(labels)
 result.CopyInformation(flair)
 (out / case).mkdir(parents=True, exist_ok=True)
 sitk.WriteImage(result, str(out / case / f"{{case}}_{{method}}.nii.gz"), True)
-rows = ["slice,classifier_score,difference_score,flagged"]
-for z in range(labels.shape[0]):
-    d = "" if not labels[z].any() else f"{{0.05 + 0.1 * z:.3f}}"
-    rows.append(f"{{z}},{{0.9 - 0.05 * z:.3f}},{{d}},0")
+depth = labels.shape[0]
+if os.environ.get("WEAKSEG_FAKE_OLD_CSV") == "1":
+    rows = ["slice,classifier_score,difference_score,flagged"]
+    for z in range(depth):
+        d = "" if not labels[z].any() else f"{{0.05 + 0.04 * z:.3f}}"
+        rows.append(f"{{z}},{{0.95 - 0.04 * z:.3f}},{{d}},{{int(bool(d) and float(d) < 0.2)}}")
+else:
+    rows = ["slice,classifier_score,difference_score,review_priority,flagged"]
+    for z in range(depth):
+        d = "" if not labels[z].any() else f"{{0.05 + 0.04 * z:.3f}}"
+        priority = round(((7 * z) % depth) / depth, 4)     # an order unlike the slices'
+        flagged = int(priority >= inference.review_threshold)
+        rows.append(f"{{z}},{{0.95 - 0.04 * z:.3f}},{{d}},{{priority}},{{flagged}}")
 (out / case / f"{{case}}_slices.csv").write_text("\\n".join(rows) + "\\n")
 event("progress", stage="segment", done=1, total=1, unit="case")
 event("stage_end", stage="segment", seconds=0.1, status="done")

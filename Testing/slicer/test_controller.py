@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from WeakSegLib.slicer import logic, nodes
+from WeakSegLib.config import get_profile
+from WeakSegLib.slicer import defaults, logic, nodes
 from WeakSegLib.slicer.controller import BUTTONS, WIDGETS, HeadlessView, PanelController
 from WeakSegLib.slicer.jobs import Job, group_members
-from WeakSegLib.slicer.review import ACCEPTED, CORRECTED, REJECTED, ReviewRow, ReviewSession
+from WeakSegLib.slicer.review import (ACCEPTED, CORRECTED, LEGACY_NOTE, REJECTED, ReviewRow,
+                                      ReviewSession)
 
 FREE_WHEN_IDLE = ("flairSelector", "t1Selector", "t1ceSelector", "t2Selector",
                   "referenceSelector", "autoMapButton", "modelPathLineEdit", "deviceComboBox",
@@ -48,9 +50,14 @@ def _sleeping(controller: PanelController, kind: str) -> Job:
     return job
 
 
-def _review(controller: PanelController, scene, reference, with_segmentation=True) -> None:
-    rows = [ReviewRow(2, 0.9, 0.1), ReviewRow(3, 0.8, 0.5), ReviewRow(4, 0.2, None)]
-    controller.review = ReviewSession(rows, 0.2, case="caseA")
+def _review(controller: PanelController, scene, reference, with_segmentation=True,
+            rows=None) -> None:
+    """A review of slices 2, 3, 4 (in that priority order) at the panel's threshold (0.5:
+    slice 2 flagged), as a finished segment run leaves it."""
+    rows = rows or [ReviewRow(2, 0.9, 0.1, review_priority=0.9),
+                    ReviewRow(3, 0.8, 0.5, review_priority=0.45),
+                    ReviewRow(4, 0.2, None, review_priority=0.2)]
+    controller.review = ReviewSession(rows, controller.params.threshold, case="caseA")
     table = logic.review_table(scene, controller.review)
     changes = {"review_table": table, "reference": reference}
     if with_segmentation:
@@ -130,6 +137,19 @@ def test_review_table_and_threshold_need_rows(controller, scene, case) -> None:
     assert not controller.enabled()["thresholdSliderWidget"]
     _review(controller, scene, case["flair"])
     assert controller.enabled()["reviewTableView"] and controller.enabled()["thresholdSliderWidget"]
+
+
+def test_next_flagged_needs_a_flagged_slice_still_to_review(controller, scene, case) -> None:
+    assert not controller.enabled()["nextFlaggedButton"]            # no review yet
+    _review(controller, scene, case["flair"])
+    assert controller.enabled()["nextFlaggedButton"]                # slice 2 is flagged
+    controller.select_row(0)
+    controller.accept()
+    assert not controller.enabled()["nextFlaggedButton"]            # none left to review
+    controller.set_threshold(0.4)                                   # slice 3 joins
+    assert controller.enabled()["nextFlaggedButton"]
+    _sleeping(controller, "segment")                                # a new result is coming
+    assert not controller.enabled()["nextFlaggedButton"]
 
 
 def test_accept_and_reject_need_a_selected_row(controller, scene, case) -> None:
@@ -268,9 +288,10 @@ def test_threshold_row_click_and_decisions(controller, scene, case, red_view, vi
     _review(controller, scene, reference)
     table = controller.params.review_table
     assert [r["flagged"] for r in nodes.rows_from_review_table(table)] == [True, False, False]
-    assert controller.set_threshold(0.6) == 1
+    assert controller.set_threshold(0.4) == 1                       # priority 0.45 ≥ 0.4
     assert [r["flagged"] for r in nodes.rows_from_review_table(table)] == [True, True, False]
-    assert controller.params.threshold == 0.6
+    assert controller.params.threshold == 0.4 and controller.threshold_value() == 0.4
+    assert controller.params.difference_threshold == defaults.DIFFERENCE_THRESHOLD
 
     assert controller.select_row(1) == 3                # row 1 is slice 3
     assert logic.current_slice_index(scene, reference) == 3
@@ -287,7 +308,8 @@ def test_threshold_row_click_and_decisions(controller, scene, case, red_view, vi
     rows = nodes.rows_from_review_table(table)
     assert [r["status"] for r in rows] == [ACCEPTED, CORRECTED, REJECTED]
     assert {r.who for r in controller.review.rows} == {"dr who"}
-    assert "3 reviewed" in controller.status_texts()["reviewCountsLabel"]
+    assert controller.status_texts()["reviewCountsLabel"].startswith(
+        "2 flagged · 0 still to review · 3 reviewed")
 
 
 def test_exports_ask_before_overwriting(controller, scene, case, view, tmp_path) -> None:
@@ -418,3 +440,111 @@ def test_a_job_that_cannot_start_leaves_the_panel_free(controller, view, tmp_pat
     controller.python = str(tmp_path / "no-such-python")
     assert controller.train() is None and "could not start train" in view.errors[-1]
     assert not controller.busy and controller.enabled()["trainButton"]
+
+
+# ------------------------------------------------------------------ issue 13: review priority
+
+def test_panel_defaults_are_configs(controller) -> None:
+    inference = get_profile(defaults.PROFILE).inference
+    p = controller.params
+    assert p.method == inference.default_method
+    assert p.threshold == inference.review_threshold
+    assert p.difference_threshold == inference.difference_threshold
+    assert p.postprocess_ops == inference.postprocess
+    assert controller.threshold_value() == inference.review_threshold
+
+
+def test_next_flagged_moves_the_views_in_priority_order_and_wraps(controller, scene, case,
+                                                                  red_view) -> None:
+    reference = case["flair"]
+    rows = [ReviewRow(z, 0.5, 0.3, review_priority=p)
+            for z, p in enumerate([0.1, 0.7, 0.2, 0.95, 0.6, 0.8, 0.3, 0.55])]
+    _review(controller, scene, reference, rows=rows)
+    assert [r.slice for r in controller.review.rows] == [3, 5, 1, 4, 7, 6, 2, 0]
+    assert [r["slice"] for r in nodes.rows_from_review_table(controller.params.review_table)] \
+        == [3, 5, 1, 4, 7, 6, 2, 0]                                  # the table shows that order
+    assert controller.review.counts()["flagged"] == 5               # priority ≥ 0.5
+    assert controller.next_flagged() == 3                           # the highest priority
+    assert controller.selected_row == 0 and logic.current_slice_index(scene, reference) == 3
+    controller.accept()
+    assert controller.next_flagged() == 5
+    controller.select_row(3)                                        # a click on slice 4's row
+    assert controller.next_flagged() == 7                           # goes on from there
+    assert logic.current_slice_index(scene, reference) == 7
+    assert controller.next_flagged() == 5                           # wraps, skips reviewed 3
+    controller.reject()
+    assert "5 flagged · 3 still to review" in controller.status_texts()["reviewCountsLabel"]
+    for _ in range(3):
+        controller.next_flagged()
+        controller.accept()
+    assert controller.next_flagged() is None and controller.selected_row == 4   # stays
+    assert not controller.enabled()["nextFlaggedButton"]
+    assert controller.status_texts()["reviewCountsLabel"].startswith(
+        "5 flagged · 0 still to review · 5 reviewed")
+
+
+def _segment(controller, scene, add_volume, fake_segment_python, bundle_dir):
+    flair = add_volume(scene, "caseA_flair")
+    controller.python = fake_segment_python
+    controller.update(model_dir=bundle_dir, flair=flair, reference=flair, postprocess=False)
+    job = controller.apply()
+    assert controller.wait(60) == "done", job.error_message()
+    return job
+
+
+def test_a_segment_run_is_reviewed_by_priority(controller, scene, add_volume, view,
+                                               fake_segment_python, bundle_dir) -> None:
+    job = _segment(controller, scene, add_volume, fake_segment_python, bundle_dir)
+    assert "--method" not in job.command          # config's default: segment picks for the run
+    assert controller.last_result.label_path.name == f"caseA_{defaults.METHOD}.nii.gz"
+    review = controller.review
+    assert review.by_priority and LEGACY_NOTE not in view.messages
+    priorities = [r.review_priority for r in review.rows]
+    assert priorities == sorted(priorities, reverse=True) and len(priorities) == 8
+    table = nodes.rows_from_review_table(controller.params.review_table)
+    assert [r["review_priority"] for r in table] == priorities
+    threshold = defaults.REVIEW_THRESHOLD
+    assert [r["flagged"] for r in table] == [p >= threshold for p in priorities]
+    controller.set_threshold(0.0)
+    assert all(r["flagged"] for r in nodes.rows_from_review_table(controller.params.review_table))
+    assert controller.params.threshold == 0.0
+
+
+def test_an_older_result_without_priority_is_flagged_by_difference_score(
+        controller, scene, add_volume, view, fake_segment_python, bundle_dir,
+        monkeypatch) -> None:
+    monkeypatch.setenv("WEAKSEG_FAKE_OLD_CSV", "1")
+    _segment(controller, scene, add_volume, fake_segment_python, bundle_dir)
+    review = controller.review
+    assert not review.by_priority and review.threshold == defaults.DIFFERENCE_THRESHOLD
+    assert view.messages.count(LEGACY_NOTE) == 1                    # said once
+    scored = [r for r in review.rows if r.difference_score is not None]
+    assert scored and [r.difference_score for r in scored] == \
+        sorted(r.difference_score for r in scored)                  # lowest D first
+    assert [r.flagged for r in review.rows] == [
+        r.difference_score is not None and r.difference_score < defaults.DIFFERENCE_THRESHOLD
+        for r in review.rows]
+    assert controller.threshold_value() == defaults.DIFFERENCE_THRESHOLD
+    assert "flagged by difference score" in controller.status_texts()["reviewCountsLabel"]
+    # the slider moves the difference-score threshold, not the priority one
+    controller.set_threshold(1.0)
+    assert controller.params.difference_threshold == 1.0
+    assert controller.params.threshold == defaults.REVIEW_THRESHOLD
+    assert [r.flagged for r in review.rows] == [r.difference_score is not None
+                                                for r in review.rows]
+    assert view.messages.count(LEGACY_NOTE) == 1                    # not again on re-flagging
+    table = nodes.rows_from_review_table(controller.params.review_table)
+    assert all(r["review_priority"] is None for r in table)
+
+
+def test_an_older_review_table_in_a_saved_scene_comes_back(controller, scene, case, view,
+                                                           tmp_path) -> None:
+    _review(controller, scene, case["flair"], rows=[ReviewRow(2, 0.9, 0.1),
+                                                    ReviewRow(3, 0.8, 0.5)])
+    table = controller.params.review_table
+    table.RemoveColumn(table.GetColumnIndex("priority"))           # as an older WeakSeg saved it
+    reopened = PanelController(scene, view, work_root=tmp_path)
+    assert reopened.restore_review() and not reopened.review.by_priority
+    assert [r.flagged for r in reopened.review.rows] == [True, False]
+    assert view.messages.count(LEGACY_NOTE) == 1
+    assert table.GetColumnIndex("priority") == 1                   # refilled with today's columns

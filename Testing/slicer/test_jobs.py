@@ -67,10 +67,17 @@ def test_cli_command_and_environment() -> None:
 
 
 def test_command_builders() -> None:
+    from WeakSegLib.config import get_profile
+
+    default = get_profile("fast").inference.default_method        # config's, not a literal
+    assert commands.DEFAULT_METHOD == default
     assert commands.segment_arguments("run", "case", "out", device="cuda",
                                       mapping={"flair": "f.nii"}, overwrite=True) == [
-        "--model", "run", "--input", "case", "--out", "out", "--method", "combined",
+        "--model", "run", "--input", "case", "--out", "out", "--method", default,
         "--device", "cuda", "--postprocess", "none", "--map", "flair=f.nii", "--overwrite"]
+    assert commands.segment_arguments("run", "case", "out", method=None) == [   # segment picks
+        "--model", "run", "--input", "case", "--out", "out", "--device", "auto",
+        "--postprocess", "none"]
     assert commands.train_arguments("data", "run", resume=True, ranges="r.csv",
                                     overrides=["classifier.epochs=2"]) == [
         "--data", "data", "--out", "run", "--device", "auto", "--resume", "--ranges", "r.csv",

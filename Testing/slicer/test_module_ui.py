@@ -55,7 +55,8 @@ def test_widget_classes() -> None:
                 "deviceComboBox": "QComboBox", "postprocessCheckBox": "QCheckBox",
                 "trainCohortRadioButton": "QRadioButton", "applyButton": "QPushButton",
                 "segmentProgressBar": "QProgressBar", "modelPathLineEdit": "ctkPathLineEdit",
-                "exportPathLineEdit": "ctkPathLineEdit", "reviewerLineEdit": "QLineEdit"}
+                "exportPathLineEdit": "ctkPathLineEdit", "reviewerLineEdit": "QLineEdit",
+                "nextFlaggedButton": "QPushButton"}
     assert {k: widgets[k] for k in expected} == expected
     sections = [w for w, c in widgets.items() if c == "ctkCollapsibleButton"]
     assert sections == ["inputsCollapsibleButton", "modelCollapsibleButton",
@@ -64,6 +65,25 @@ def test_widget_classes() -> None:
     scene_receivers = {c.findtext("receiver") for c in ET.parse(UI).getroot().iter("connection")
                        if c.findtext("slot") == "setMRMLScene(vtkMRMLScene*)"}
     assert scene_receivers == {*SELECTORS.values(), "referenceSelector", "reviewTableView"}
+
+
+def test_review_section_order_and_slider_range() -> None:
+    """Issue 13: the slider spans the review priority's [0, 1] and holds no default of its own
+    (config's comes through the parameter node); Next flagged slice sits in the Review section."""
+    root = ET.parse(UI).getroot()
+    slider = next(w for w in root.iter("widget") if w.get("name") == "thresholdSliderWidget")
+    properties = {p.get("name"): p for p in slider.findall("property")}
+    assert float(properties["minimum"].findtext("double")) == 0.0
+    assert float(properties["maximum"].findtext("double")) == 1.0
+    assert "value" not in properties
+    review = next(w for w in root.iter("widget") if w.get("name") == "reviewCollapsibleButton")
+    names = [w.get("name") for w in review.iter("widget")]
+    assert names.index("thresholdSliderWidget") < names.index("nextFlaggedButton") < \
+        names.index("acceptButton")
+    table = next(w for w in root.iter("widget") if w.get("name") == "reviewTableView")
+    attributes = {a.get("name"): a.findtext("bool") for a in table.findall("attribute")}
+    assert attributes == {"verticalHeaderVisible": "false",
+                          "horizontalHeaderStretchLastSection": "true"}
 
 
 def test_icon_is_128_square_png() -> None:
@@ -121,7 +141,21 @@ class FakeWidget:
         self.children.append(widget)
 
     def tableModel(self):
-        return types.SimpleNamespace()          # no mrmlTableRowIndex: row() is used
+        # no mrmlTableRowIndex (row() is used); index(row, column).row() as a QModelIndex
+        return types.SimpleNamespace(index=lambda row, column: types.SimpleNamespace(
+            row=lambda: row, column=lambda: column))
+
+    def resizeColumnsToContents(self) -> None:
+        self.resized = getattr(self, "resized", 0) + 1
+
+    def selectRow(self, row: int) -> None:
+        self.selected = row
+
+    def scrollTo(self, index) -> None:
+        self.scrolled = index.row()
+
+    def clearSelection(self) -> None:
+        self.selected = None
 
 
 class FakeTimer:
@@ -365,4 +399,55 @@ def test_closing_the_scene_resets_the_panel(weakseg, add_volume) -> None:
     assert c.parameter_node.GetScene() is scene
     c.update(threshold=0.3)                          # the new parameter node is observed
     assert ui["thresholdSliderWidget"].value == 0.3
+    widget.cleanup()
+
+
+# ------------------------------------------------------------------ issue 13, through the widget
+
+def test_next_flagged_slice_selects_its_row_in_the_table(weakseg, add_volume) -> None:
+    from WeakSegLib.slicer import logic
+    from WeakSegLib.slicer.review import ReviewRow, ReviewSession
+
+    module, scene, ui = weakseg
+    widget = module.WeakSegWidget()
+    widget.setup()
+    c = widget.controller
+    flair = add_volume(scene, "caseA_flair")
+    rows = [ReviewRow(z, 0.5, 0.3, review_priority=p)
+            for z, p in enumerate([0.1, 0.7, 0.2, 0.95, 0.6])]
+    c.review = ReviewSession(rows, c.params.threshold, case="caseA")
+    c.update(flair=flair, reference=flair, review_table=logic.review_table(scene, c.review))
+    view = ui["reviewTableView"]
+    assert view.table is c.params.review_table and getattr(view, "resized", 0) >= 1
+    assert ui["nextFlaggedButton"].enabled
+    assert ui["reviewCountsLabel"].text.startswith("3 flagged · 3 still to review")
+    ui["nextFlaggedButton"].fire("clicked(bool)", True)
+    assert c.review.rows[c.selected_row].slice == 3 and view.selected == 0
+    ui["acceptButton"].fire("clicked(bool)", True)
+    assert ui["reviewCountsLabel"].text.startswith("3 flagged · 2 still to review")
+    ui["nextFlaggedButton"].fire("clicked(bool)", True)
+    assert c.review.rows[c.selected_row].slice == 1 and view.selected == 1
+    ui["thresholdSliderWidget"].fire("valueChanged(double)", 0.9)      # only slice 3 (reviewed)
+    assert not ui["nextFlaggedButton"].enabled
+    assert ui["reviewCountsLabel"].text.startswith("1 flagged · 0 still to review")
+    widget.cleanup()
+
+
+def test_the_slider_shows_the_difference_threshold_for_an_older_result(weakseg,
+                                                                       add_volume) -> None:
+    from WeakSegLib.slicer import defaults, logic
+    from WeakSegLib.slicer.review import ReviewRow
+
+    module, scene, ui = weakseg
+    widget = module.WeakSegWidget()
+    widget.setup()
+    c = widget.controller
+    assert ui["thresholdSliderWidget"].value == defaults.REVIEW_THRESHOLD     # config's
+    assert ui["postprocessOpsLineEdit"].text == defaults.POSTPROCESS_OPS
+    c.review = c._session([ReviewRow(1, 0.5, 0.1), ReviewRow(2, 0.5, 0.4)], "caseA")
+    c.update(review_table=logic.review_table(scene, c.review))
+    assert ui["thresholdSliderWidget"].value == defaults.DIFFERENCE_THRESHOLD
+    ui["thresholdSliderWidget"].fire("valueChanged(double)", 0.5)
+    assert c.params.difference_threshold == 0.5 and c.params.threshold == defaults.REVIEW_THRESHOLD
+    assert "flagged by difference score" in ui["reviewCountsLabel"].text
     widget.cleanup()

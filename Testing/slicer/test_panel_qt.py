@@ -7,7 +7,7 @@ runs unchanged. Slicer's own widgets are not in PyQt5, so the .ui's custom widge
 stand-ins built from real Qt widgets that behave as the originals do where the panel depends on
 it: ctkPathLineEdit emits ``currentPathChanged`` on every keystroke, qMRMLTableView lays a
 vtkMRMLTableNode out as qMRMLTableModel does (column titles as a first row unless the node uses
-them as the header) behind a QSortFilterProxyModel, qMRMLNodeComboBox lists the scene's nodes.
+them as the header, a column's title where it has one) behind a QSortFilterProxyModel, qMRMLNodeComboBox lists the scene's nodes.
 
 ``WEAKSEG_SCREENSHOTS=1`` writes the renders to ``WeakSeg/Resources/Screenshots/`` (the files the
 extension's CMakeLists.txt names) instead of the test's temporary folder.
@@ -35,7 +35,7 @@ from PyQt5.QtTest import QTest  # noqa: E402
 import slicer  # noqa: E402
 import slicer.util  # noqa: E402
 from WeakSegLib.data.reader import Geometry  # noqa: E402
-from WeakSegLib.slicer import nodes  # noqa: E402
+from WeakSegLib.slicer import defaults, nodes  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 MODULE = REPO / "WeakSeg" / "WeakSeg.py"
@@ -303,7 +303,8 @@ class qMRMLTableView(QtWidgets.QTableView):
             model.setRowCount(table.GetNumberOfRows() + offset)   # real model), so the view
             model.setColumnCount(columns)                         # keeps scroll and selection
         for c in range(columns):
-            title = table.GetColumnName(c)
+            name = table.GetColumnName(c)
+            title = self.node.GetColumnTitle(name) or name
             model.setHeaderData(c, QtCore.Qt.Horizontal, title if header else chr(65 + c))
             if not header:
                 item = QtGui.QStandardItem(title)
@@ -511,9 +512,16 @@ def test_typing_a_path_keeps_it_as_typed(panel, tmp_path) -> None:
 
 
 def test_the_panel_segments_reviews_and_renders(panel, tmp_path, write_bundle) -> None:
-    """Select volumes, choose a model by typing, Apply, click a review row, move the slider."""
+    """Select volumes, choose a model by typing, Apply, click a review row, go to the next
+    flagged slice, move the slider."""
+    import shutil
+    import tempfile
+
     ui, c = panel.ui, panel.widget.controller
-    bundle_dir = write_bundle(tmp_path / "WeakSeg" / "runs" / "brats-fast")
+    # a path as long as a user's (~/WeakSeg/runs/brats-fast), not pytest's long temporary one
+    short = Path(tempfile.mkdtemp(prefix="ws-"))
+    request_cleanup = lambda: shutil.rmtree(short, ignore_errors=True)  # noqa: E731
+    bundle_dir = write_bundle(short / "runs" / "brats-fast")
     shots = _screenshot_dir(tmp_path)
     flair = _case_volume(panel.scene, "BraTS-GLI-00001-000-t2f")
     t1 = _case_volume(panel.scene, "BraTS-GLI-00001-000-t1n", seed=1)
@@ -535,7 +543,13 @@ def test_the_panel_segments_reviews_and_renders(panel, tmp_path, write_bundle) -
     apply = ui.applyButton._obj
     assert apply.isEnabled() and apply.text() == "Apply"
     assert ui.segmentStatusLabel._obj.text() == "ready"
+    assert ui.modelStatusLabel._obj.text() == "ready: brats-fast (flair)"
+    assert ui.modelPathLineEdit._obj.toolTip() == str(bundle_dir)
+    line_edit.setCursorPosition(0)
+    panel.app.processEvents()
     before = _render(panel, shots / "panel-before.png")
+    shown = line_edit.fontMetrics().horizontalAdvance(line_edit.text())
+    assert shown < line_edit.width() - 8, "the bundle path is cut in the path field"
 
     QTest.mouseClick(apply, QtCore.Qt.LeftButton)
     _wait(panel, lambda: c.job is not None and c.job.finished and c.params.segmentation)
@@ -544,10 +558,18 @@ def test_the_panel_segments_reviews_and_renders(panel, tmp_path, write_bundle) -
     assert apply.text() == "Apply" and ui.segmentProgressBar._obj.value() == 100
     assert panel.said["shown"] and panel.said["shown"][0]["background"] is flair
 
-    # the review table shows one row per slice, slice numbers in the first column
+    # the review table shows one row per slice, highest review priority first, with the
+    # priority in the second column; every column fits the panel (no horizontal scrolling)
     view = ui.reviewTableView._obj
     model = view.model()
     assert model.rowCount() == 24 and view.isEnabled()
+    titles = [model.headerData(i, QtCore.Qt.Horizontal) for i in range(model.columnCount())]
+    assert titles == ["slice", "priority", "classifier\nscore", "difference\nscore", "flagged",
+                      "status"]
+    priorities = [float(model.index(r, 1).data()) for r in range(model.rowCount())]
+    assert priorities == sorted(priorities, reverse=True) and priorities[0] > priorities[-1]
+    assert view.horizontalScrollBar().maximum() == 0, "the table is wider than the panel"
+    assert not view.verticalHeader().isVisible()
     row_of_slice = {int(model.index(r, 0).data()): r for r in range(model.rowCount())}
     target = 14                                   # a slice with tumour (a difference score)
     rect = view.visualRect(model.index(row_of_slice[target], 0))
@@ -557,21 +579,44 @@ def test_the_panel_segments_reviews_and_renders(panel, tmp_path, write_bundle) -
     assert c.selected_row is not None and c.review.rows[c.selected_row].slice == target
     assert ui.acceptButton._obj.isEnabled()
     QTest.mouseClick(ui.acceptButton._obj, QtCore.Qt.LeftButton)
-    status_column = [nodes.REVIEW_COLUMNS[i][0] for i in range(5)].index("status")
+    status_column = [column[0] for column in nodes.REVIEW_COLUMNS].index("status")
     assert model.index(row_of_slice[target], status_column).data() == "accepted"
     assert c.review.rows[c.selected_row].who == "Dr Ma"
 
-    # the threshold slider re-flags rows live
+    # the threshold slider starts at config's review threshold and re-flags rows live
+    slider_widget = ui.thresholdSliderWidget._obj
+    assert slider_widget.value == pytest.approx(defaults.REVIEW_THRESHOLD)
     flagged_before = c.review.counts()["flagged"]
-    slider = ui.thresholdSliderWidget._obj.slider
+    slider = slider_widget.slider
     slider.setFocus()
     for _ in range(3):
-        QTest.keyClick(slider, QtCore.Qt.Key_PageUp)
-    assert c.params.threshold > 0.2
-    assert c.review.counts()["flagged"] > flagged_before
-    assert ui.reviewCountsLabel._obj.text().startswith(f"{c.review.counts()['flagged']} flagged")
+        QTest.keyClick(slider, QtCore.Qt.Key_PageDown)
+    assert c.params.threshold < defaults.REVIEW_THRESHOLD
+    flagged = c.review.counts()["flagged"]
+    assert flagged > flagged_before
+    flagged_column = [column[0] for column in nodes.REVIEW_COLUMNS].index("flagged")
+    shown_flags = [model.index(r, flagged_column).data() == "1" for r in range(model.rowCount())]
+    assert shown_flags == [p >= c.params.threshold for p in priorities]
+
+    # Next flagged slice: the highest-priority flagged slice not yet reviewed, selected in the
+    # table; then the next one; the counts say how many are left
+    next_button = ui.nextFlaggedButton._obj
+    assert next_button.isEnabled()
+    QTest.mouseClick(next_button, QtCore.Qt.LeftButton)
+    first = c.selected_row
+    assert c.review.rows[first].flagged and not c.review.rows[first].reviewed
+    assert first == min(i for i, r in enumerate(c.review.rows) if r.flagged and not r.reviewed)
+    assert [i.row() for i in view.selectionModel().selectedRows()] == [first]
+    QTest.mouseClick(ui.acceptButton._obj, QtCore.Qt.LeftButton)
+    QTest.mouseClick(next_button, QtCore.Qt.LeftButton)
+    second = c.selected_row
+    assert second > first and [i.row() for i in view.selectionModel().selectedRows()] == [second]
+    to_review = sum(r.flagged and not r.reviewed for r in c.review.rows)
+    assert ui.reviewCountsLabel._obj.text().startswith(
+        f"{flagged} flagged · {to_review} still to review")
     after = _render(panel, shots / "panel.png")
 
     for path in (before, after):
         image = QtGui.QImage(str(path))
         assert image.width() >= 400 and image.height() > 600
+    request_cleanup()
