@@ -234,14 +234,21 @@ def test_segment_review_and_export_end_to_end(scene, tiny_run, tiny_flair_t1_pha
         cli_rows = list(csv.DictReader(handle))
     assert table.GetNumberOfRows() == len(cli_rows) == reference.GetImageData().GetDimensions()[2]
     rows = nodes.rows_from_review_table(table)
-    assert [r["slice"] for r in rows] == [int(r["slice"]) for r in cli_rows]
+    # highest review priority first, the CLI's priorities and flags as they were written
+    assert sorted(r["slice"] for r in rows) == [int(r["slice"]) for r in cli_rows]
+    priorities = [r["review_priority"] for r in rows]
+    assert None not in priorities and priorities == sorted(priorities, reverse=True)
+    cli_flags = {int(r["slice"]): r["flagged"] == "1" for r in cli_rows}
+    threshold = controller.params.threshold                         # config's, as the CLI's
+    assert all(r["flagged"] == cli_flags[r["slice"]] for r in rows    # (the CSV rounds to 4 d.p.)
+               if abs(r["review_priority"] - threshold) > 1e-3)
     scored = [r for r in rows if r["difference_score"] is not None]
     assert scored, "the tiny model segmented nothing: no difference scores to review"
-    # moving the threshold changes the flags
-    controller.set_threshold(0.0)
+    # moving the threshold changes the flags (on the review priority)
+    controller.set_threshold(1.01)
     assert not any(r["flagged"] for r in nodes.rows_from_review_table(table))
-    controller.set_threshold(1.0)
-    assert sum(r["flagged"] for r in nodes.rows_from_review_table(table)) == len(scored)
+    controller.set_threshold(0.0)
+    assert all(r["flagged"] for r in nodes.rows_from_review_table(table))
 
     # accept / reject update the table and the exports
     first, second = (rows.index(r) for r in scored[:2]) if len(scored) > 1 else (0, 1)
