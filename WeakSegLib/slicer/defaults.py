@@ -22,7 +22,8 @@ def inference() -> InferenceConfig:
 _INFERENCE = inference()
 #: The method the panel segments with (config ``inference.default_method``).
 METHOD: str = _INFERENCE.default_method
-#: Flag a slice when its review priority is at or above this (config ``inference.review_threshold``).
+#: A slice is flagged when its review priority is at or above this
+#: (config ``inference.review_threshold``).
 REVIEW_THRESHOLD: float = float(_INFERENCE.review_threshold)
 #: Results written before the review priority existed are flagged by difference score below this
 #: (config ``inference.difference_threshold``, seed 000's filter).

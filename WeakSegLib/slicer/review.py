@@ -65,7 +65,7 @@ def is_flagged(difference_score: float | None, threshold: float) -> bool:
 
 
 def is_priority_flagged(review_priority: float | None, threshold: float) -> bool:
-    """flagged = review priority ≥ threshold (as ``segment`` flags); no priority → not flagged."""
+    """flagged = review priority ≥ threshold (as ``segment`` flags); no priority: not flagged."""
     return review_priority is not None and review_priority >= threshold
 
 
