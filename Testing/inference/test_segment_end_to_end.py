@@ -101,6 +101,10 @@ def test_segment_works_without_a_mask_and_refuses_to_overwrite(
     assert "already exists" in capsys.readouterr().err
     assert (out / "Case" / "Case_combined.nii.gz").stat().st_mtime_ns == before
     assert main(args + ["--overwrite", "--postprocess", "tumour:2"]) == 0
+    provenance = json.loads((out / "weakseg_segment.json").read_text())["runs"]
+    assert len(provenance) == 2 and provenance[-1]["postprocess"] == "tumour:2"
+    assert provenance[0]["methods"] == ["combined", "l1_baseline"]
+    assert provenance[0]["run"] == str(tiny_run.resolve()) and provenance[0]["manifest_sha256"]
 
 
 def test_segment_names_the_problem_with_a_bad_model_or_method(

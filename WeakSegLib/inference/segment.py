@@ -1,6 +1,9 @@
 """``weakseg segment``: a bundle applied to a case or a cohort, written case by case."""
 from __future__ import annotations
 
+import json
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
@@ -60,6 +63,7 @@ def segment_cohort(bundle: Bundle | MixedBundle, cohort: Cohort, out_dir: Path |
                          for key, p in case_outputs(out_dir, case, m).items()
                          if key != "slices" or m == table_method])
     results = []
+    started = time.time()
     for files in track(cohort.cases, "segment", events=events, stage="segment",
                        unit="case", show=show_progress):
         case = read_case(files)
@@ -75,4 +79,47 @@ def segment_cohort(bundle: Bundle | MixedBundle, cohort: Cohort, out_dir: Path |
         if not keep:
             result.probabilities, result.flair, result.variant = {}, np.zeros(0), np.zeros(0)
         results.append(result)
+    if out_dir is not None:
+        events.artefact("segment", write_provenance(out_dir, bundle, methods, postprocess,
+                                                    [r.name for r in results], started))
     return results
+
+
+PROVENANCE = "weakseg_segment.json"
+
+
+def write_provenance(out_dir: Path, bundle: "Bundle | MixedBundle", methods: Sequence[str],
+                     postprocess: str | None, cases: list[str], started: float) -> Path:
+    """Append this invocation to ``OUT/weakseg_segment.json``: which run (and the hash of its
+    manifest), methods, post-processing, gate, review settings, versions and time — the
+    prediction carries where it came from, as nnU-Net writes its plans beside its output."""
+    import platform
+
+    import torch
+
+    from .. import __version__
+    from ..manifest import NAME, file_hash
+
+    path = Path(out_dir) / PROVENANCE
+    record = {"run": str(Path(bundle.run_dir).resolve()),
+              "manifest_sha256": file_hash(Path(bundle.run_dir) / NAME),
+              "methods": list(methods), "postprocess": postprocess,
+              "gate": getattr(bundle, "gate", None),
+              "review_scores": list(bundle.profile.inference.review_scores),
+              "review_threshold": bundle.profile.inference.review_threshold,
+              "channels": list(bundle.channels), "device": str(bundle.device),
+              "cases": cases, "weakseg": __version__, "torch": torch.__version__,
+              "python": platform.python_version(),
+              "started": datetime.fromtimestamp(started, timezone.utc).isoformat(),
+              "seconds": round(time.time() - started, 1)}
+    runs = []
+    if path.is_file():
+        try:
+            runs = list(json.loads(path.read_text()).get("runs", []))
+        except (ValueError, AttributeError):
+            runs = []        # an unreadable earlier record is replaced, not fatal
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"runs": runs + [record]}, indent=2))
+    tmp.replace(path)
+    return path
