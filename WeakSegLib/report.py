@@ -17,7 +17,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .stages.figures import _pyplot, slice_panels
+from .stages.figures import pyplot, slice_panels
 
 METRICS: tuple[tuple[str, str, int], ...] = (
     ("slice_dice", "Slice Dice", 3),
@@ -400,7 +400,7 @@ def _review_curves(metrics: dict, path: Path) -> Path | None:
     review = metrics.get("review")
     if not isinstance(review, dict) or not review.get("curves"):
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for name, curve in review["curves"].items():
         style = {"oracle": "k--", "random": "k:"}.get(name, "-o")
@@ -435,7 +435,7 @@ def _volume_dice_bars(metrics: dict, methods: list[str], path: Path) -> Path | N
     cases = sorted({str(c) for m in methods for c in ((results[m] or {}).get("per_case") or {})})
     if not cases:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     path.parent.mkdir(parents=True, exist_ok=True)
     groups = cases + ["mean"]
     width = 0.8 / max(len(methods), 1)
@@ -467,7 +467,7 @@ def _filtering_curves(metrics: dict, figures_dir: Path) -> list[Path]:
     methods = [m for m in _filtering_order(metrics) if _filter_rows(filtering.get(m))]
     if not methods:
         return []
-    plt = _pyplot()
+    plt = pyplot()
     figures_dir.mkdir(parents=True, exist_ok=True)
     cmap = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20")
 

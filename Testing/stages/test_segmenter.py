@@ -19,7 +19,8 @@ from WeakSegLib.models.weights import load_model
 from WeakSegLib.stages.base import RunContext
 from WeakSegLib.stages.case_files import write_case_arrays
 from WeakSegLib.stages.losses import reconstruction_loss, seed_loss, segmenter_loss, size_loss
-from WeakSegLib.stages.segmenter import (SegmenterStage, build_segmenter, flip_together,
+from WeakSegLib.stages.augment import random_flips
+from WeakSegLib.stages.segmenter import (SegmenterStage, build_segmenter,
                                          load_probabilities, segmenter_data, segmenter_step)
 
 
@@ -82,7 +83,8 @@ def test_flips_move_image_variant_and_seeds_together() -> None:
     rng = np.random.default_rng(0)
     base = rng.random((16, 5, 5))
     images, v, seeds = base[:, None].repeat(2, axis=1), base + 1, base > 0.5
-    flipped = flip_together([images, v[:, None], seeds[:, None]], rng)
+    flipped = [t.numpy() for t in random_flips(
+        [torch.as_tensor(a) for a in (images, v[:, None], seeds[:, None])], rng)]
     assert not np.array_equal(flipped[0][:, 0], base)          # some were flipped
     np.testing.assert_array_equal(flipped[0][:, 1], flipped[0][:, 0])
     np.testing.assert_array_equal(flipped[1][:, 0], flipped[0][:, 0] + 1)

@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -18,7 +18,7 @@ def _pyplot():
 
 def plot_history(history: list[dict[str, float]], keys: Sequence[str], path: Path,
                  title: str) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3))
     axes = np.atleast_1d(axes)
@@ -52,7 +52,7 @@ def slice_panels(rows: list[dict[str, np.ndarray]], columns: Sequence[tuple[str,
     """A grid: one row per slice, one column per (key, kind); kind is 'image', 'map' or 'seeds'
     (``row[key]`` coded 1 = negative seed, blue, 2 = positive seed, red, over ``row['image']``).
     A ``row['truth']`` mask is outlined in green on image and seed panels."""
-    plt = _pyplot()
+    plt = pyplot()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(len(rows), len(columns), figsize=(2.2 * len(columns), 2.2 * len(rows)),
                              squeeze=False)

@@ -28,6 +28,7 @@ from .base import RunContext, Stage, run_epochs
 from .common import (batches, epoch_generator, even_shard, mean_records, predict_batched,
                      recalibrate_batchnorm, unwrap, wrap_model)
 from .converter import load_seeds, load_variants
+from .augment import random_flips
 from .figures import figure_picks, slice_panels
 from .losses import segmenter_loss
 from .runtime import autocast, to_device
@@ -60,24 +61,11 @@ class SegmenterData:
         seeds (an intensity jitter is left out: it would change |x − v| where v is not x)."""
         arrays = [self.images[rows], self.flair[rows, None], self.variants[rows, None],
                   self.positive[rows, None], self.negative[rows, None]]
+        tensors = [to_device(np.ascontiguousarray(a, dtype=np.float32), ctx.device,
+                             ctx.profile.runtime) for a in arrays]
         if rng is not None:
-            arrays = flip_together(arrays, rng)
-        return SegmenterBatch(*(to_device(np.ascontiguousarray(a, dtype=np.float32), ctx.device,
-                                          ctx.profile.runtime) for a in arrays))
-
-
-def flip_together(arrays: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
-    """Random left-right / up-down flips per sample, the same for every array of the list
-    (all ``(B, …, H, W)`` with one B): the seeds and v must stay on the pixels they describe."""
-    n = len(arrays[0])
-    flip_lr, flip_ud = rng.random(n) < 0.5, rng.random(n) < 0.5
-    out = []
-    for array in arrays:
-        array = array.copy()
-        array[flip_lr] = array[flip_lr][..., ::-1]
-        array[flip_ud] = array[flip_ud][..., ::-1, :]
-        out.append(array)
-    return out
+            tensors = random_flips(tensors, rng)
+        return SegmenterBatch(*tensors)
 
 
 def segmenter_data(ctx: RunContext, seeds: dict[str, np.ndarray] | None = None
