@@ -19,8 +19,8 @@ from WeakSegLib.models.unet import UNet
 from WeakSegLib.models.weights import load_model
 from WeakSegLib.stages.base import RunContext
 from WeakSegLib.stages.converter import (ConverterStage, FullOutput, build_converter,
-                                         converter_step, load_variants, negative_l1,
-                                         select_training_slices)
+                                         converter_step, negative_l1, select_training_slices)
+from WeakSegLib.stages.run_folder import load_variants
 from WeakSegLib.stages.dcgan import (DcganStage, adam, build_gan, discriminator_step, gan_step,
                                      generator_loss, healthy_flair)
 

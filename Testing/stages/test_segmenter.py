@@ -17,11 +17,11 @@ from WeakSegLib.config import SegmenterConfig
 from WeakSegLib.models.unet import UNet
 from WeakSegLib.models.weights import load_model
 from WeakSegLib.stages.base import RunContext
-from WeakSegLib.stages.case_files import write_case_arrays
+from WeakSegLib.stages.run_folder import load_probabilities, write_case_arrays
 from WeakSegLib.stages.losses import reconstruction_loss, seed_loss, segmenter_loss, size_loss
 from WeakSegLib.stages.augment import random_flips
-from WeakSegLib.stages.segmenter import (SegmenterStage, build_segmenter,
-                                         load_probabilities, segmenter_data, segmenter_step)
+from WeakSegLib.stages.segmenter import (SegmenterStage, build_segmenter, segmenter_data,
+                                         segmenter_step)
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -19,6 +19,7 @@ from ..manifest import Manifest
 from ..stages.classifier import load_classifier
 from ..stages.converter import load_converter
 from ..stages.runtime import resolve_device
+from ..stages.run_folder import CLASSIFIER_SCORES, SLICE_CACHE
 from ..stages.segmenter import load_segmenter
 
 #: method → the stages it needs (in addition to classifier and converter).
@@ -115,7 +116,7 @@ def gate_threshold(run_dir: Path, profile: Profile, split: dict[str, list[str]])
     classifier is over-confident) — or of the training slices when the run has no validation
     patient with tumour."""
     cfg = profile.inference
-    scores_path, slices_path = run_dir / "classifier" / "scores.npz", run_dir / "data" / "slices.npz"
+    scores_path, slices_path = run_dir / CLASSIFIER_SCORES, run_dir / SLICE_CACHE
     if cfg.gate_sensitivity is None or not scores_path.is_file() or not slices_path.is_file():
         return cfg.gate
     with np.load(scores_path, allow_pickle=False) as npz:

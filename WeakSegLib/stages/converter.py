@@ -20,7 +20,7 @@ from ..models.dcgan import Discriminator, Generator
 from ..models.unet import UNet, UNetOutput
 from ..models.weights import load_model, save_model
 from .base import RunContext, Stage, run_epochs
-from .case_files import read_case_arrays, write_case_arrays
+from .run_folder import load_seeds, load_train_scores, write_case_arrays
 from .common import (batches, epoch_generator, even_shard, mean_records, seed_epoch, unwrap,
                      wrap_model)
 from .dcgan import adam, discriminator_step, generator_loss, healthy_flair, load_gan
@@ -29,31 +29,6 @@ from .runtime import autocast, to_device
 
 _SALT = 4            # epoch_generator salt of this stage
 _FIGURE_ROWS = 6
-
-
-# --------------------------------------------------------------------------- per-case files
-def load_seeds(run_dir: Path, data: SliceSet) -> dict[str, np.ndarray]:
-    """positive, negative (bool) and saliency (float32) of stage 2, in ``data``'s row order."""
-    seeds = read_case_arrays(Path(run_dir) / "seeds", data, ("positive", "negative", "saliency"))
-    return {"positive": seeds["positive"].astype(bool), "negative": seeds["negative"].astype(bool),
-            "saliency": seeds["saliency"].astype(np.float32)}
-
-
-def load_variants(run_dir: Path, data: SliceSet) -> np.ndarray:
-    """Healthy FLAIR variants ``(N, S, S)`` float32 in ``data``'s row order (v = x if healthy)."""
-    folder = Path(run_dir) / "variants"
-    return read_case_arrays(folder, data, ("variant",))["variant"].astype(np.float32)
-
-
-def load_train_scores(run_dir: Path, data: SliceSet) -> np.ndarray:
-    """The classifier's probabilities on the training slices (stage 1's ``scores.npz``)."""
-    path = Path(run_dir) / "classifier" / "scores.npz"
-    with np.load(path, allow_pickle=False) as npz:
-        scores = np.asarray(npz["train"], np.float32)
-    if scores.shape != (len(data),):
-        raise ValueError(f"{path}: {scores.shape[0]} training scores for {len(data)} training "
-                         "slices; the classifier was run on other data — rerun it")
-    return scores
 
 
 # --------------------------------------------------------------------------- training

@@ -15,8 +15,7 @@ import numpy as np
 
 from ..config import SegmenterConfig
 from .base import RunContext, Stage
-from .converter import load_seeds, load_variants
-from .refinement import load_refined_seeds
+from .run_folder import load_refined_seeds, load_seeds, load_variants
 from .segmenter import train_segmenter, write_segmenter_artefacts
 
 

@@ -20,12 +20,10 @@ from ..config import RefinementConfig
 from ..data.slices import SliceSet
 from ..metrics import seed_overlap
 from .base import RunContext, Stage
-from .case_files import read_case_arrays, write_case_arrays
+from .run_folder import load_probabilities, load_seeds, write_case_arrays
 from .classifier import load_classifier
 from .common import predict_scores
-from .converter import load_seeds
 from .figures import figure_picks, seed_codes, slice_panels
-from .segmenter import load_probabilities
 
 _FIGURE_ROWS = 6
 
@@ -89,13 +87,6 @@ def refine_seeds(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarr
     return {"positive": positive, "negative": negative, "reliable": reliable,
             "n_components": np.int64(len(candidates)), "n_accepted": np.int64(accepted.sum())}
 
-
-
-def load_refined_seeds(run_dir: Path, data: SliceSet) -> dict[str, np.ndarray]:
-    """positive, negative and reliable (bool) of stage 6 in ``data``'s row order."""
-    arrays = read_case_arrays(Path(run_dir) / RefinementStage.name, data,
-                              ("positive", "negative", "reliable"))
-    return {k: v.astype(bool) for k, v in arrays.items()}
 
 
 class RefinementStage(Stage):

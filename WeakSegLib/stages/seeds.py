@@ -17,7 +17,7 @@ from ..explain.seeds import intensity_prior_seeds, seeds_from_saliency
 from ..metrics import seed_overlap
 from ..progress import track
 from .base import RunContext, Stage
-from .case_files import write_case_arrays
+from .run_folder import write_case_arrays
 from .classifier import load_classifier
 from .common import batches
 from .figures import seed_codes, slice_panels

@@ -27,7 +27,7 @@ from ..models.weights import load_model, save_model
 from .base import RunContext, Stage, run_epochs
 from .common import (batches, epoch_generator, even_shard, mean_records, predict_batched,
                      recalibrate_batchnorm, unwrap, wrap_model)
-from .converter import load_seeds, load_variants
+from .run_folder import load_seeds, load_variants
 from .augment import random_flips
 from .figures import figure_picks, slice_panels
 from .losses import segmenter_loss
@@ -190,12 +190,6 @@ def tumour_slice_scores(data: SliceSet, probabilities: np.ndarray) -> dict[str, 
 def load_segmenter(run_dir: Path, device: torch.device, name: str = "segmenter") -> UNet:
     model, _ = load_model(Path(run_dir) / name / "model.pt", UNet.architecture, device)
     return model.eval()
-
-
-def load_probabilities(run_dir: Path, name: str = "segmenter") -> dict[str, np.ndarray]:
-    """S of a segmenter stage for the train and val slices, float32."""
-    with np.load(Path(run_dir) / name / "probabilities.npz", allow_pickle=False) as npz:
-        return {split: npz[split].astype(np.float32) for split in ("train", "val")}
 
 
 def write_segmenter_artefacts(ctx: RunContext, name: str, model: UNet,

@@ -26,9 +26,9 @@ from .augment import augment
 from .base import RunContext, Stage, run_epochs
 from .common import batches, epoch_generator, even_shard, mean_records, recalibrate_batchnorm, \
     unwrap, wrap_model
-from .converter import load_variants
 from .runtime import autocast, to_device
-from .segmenter import build_segmenter, load_probabilities, write_segmenter_artefacts
+from .run_folder import load_probabilities, load_variants
+from .segmenter import build_segmenter, write_segmenter_artefacts
 
 
 def mask_loss(S: torch.Tensor, target: torch.Tensor, dice_weight: float
