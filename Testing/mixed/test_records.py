@@ -158,6 +158,14 @@ def test_unflagged_slices_of_a_segment_output_become_accepted_records(tmp_path: 
     shapes = {"Case1": SHAPE}
     reviewed = review_annotations(records, shapes)["Case1"]
     assert reviewed.annotated.tolist()[:4] == [False, True, False, True]
+    # today's table: flagged by review priority, whatever D says; the default method's map
+    write_volume(folder / "Case1_self_trained.nii.gz", np.zeros(SHAPE, np.uint8))
+    (folder / "Case1_slices.csv").write_text(
+        "slice,classifier_score,difference_score,review_priority,flagged\n"
+        "0,0.1,,0.0,0\n1,0.9,0.35,0.9,1\n2,0.9,0.05,0.1,0\n3,0.8,0.2,0.2,0\n")
+    records = records_from_segmentation(tmp_path / "seg", ["Case1"])
+    assert [r.slice for r in records] == [2, 3]
+    assert records[0].mask_path == folder / "Case1_self_trained.nii.gz"
     (folder / "Case1_slices.csv").write_text("z,score\n1,0.3\n")
     with pytest.raises(InputError, match="Case1_slices.csv"):
         records_from_segmentation(tmp_path / "seg", ["Case1"])

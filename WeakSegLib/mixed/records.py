@@ -144,15 +144,21 @@ def review_annotations(records: Sequence[ReviewRecord], shapes: Mapping[str, tup
 
 
 def records_from_segmentation(segment_dir: str | Path, cases: Sequence[str],
-                              method: str = "combined", threshold: float = 0.2
+                              method: str | None = None, threshold: float | None = None
                               ) -> list[ReviewRecord]:
     """The weakly supervised pipeline's trusted slices as *accepted* records (seed 000 §5):
-    every slice of a ``weakseg segment`` output whose segmentation is non-empty and whose
-    difference score is at least ``threshold`` (not flagged). Read from
-    ``<case>/<case>_slices.csv`` and ``<case>/<case>_<method>.nii.gz``; cases without output
-    are skipped, a table without the columns is an error naming it."""
+    every slice of a ``weakseg segment`` output that is segmented and not flagged for review.
+    Read from ``<case>/<case>_slices.csv`` and ``<case>/<case>_<method>.nii.gz`` (``method``:
+    the config's default method, else an older output's ``combined``). A table written before
+    the review priority existed has no ``review_priority``: there a difference score of at
+    least ``threshold`` (config: inference.difference_threshold) means not flagged. Cases
+    without output are skipped; a table without the columns is an error naming it."""
     import csv
 
+    from ..config import get_profile
+
+    defaults = get_profile("fast").inference
+    threshold = defaults.difference_threshold if threshold is None else threshold
     segment_dir = Path(segment_dir)
     if not segment_dir.is_dir():
         raise InputError(segment_dir, "segmentation folder does not exist (give the --out "
@@ -160,19 +166,27 @@ def records_from_segmentation(segment_dir: str | Path, cases: Sequence[str],
     records = []
     for case in cases:
         table = segment_dir / case / f"{case}_slices.csv"
-        labels = segment_dir / case / f"{case}_{method}.nii.gz"
-        if not table.is_file() or not labels.is_file():
+        candidates = [method] if method else [defaults.default_method, "combined"]
+        found = [m for m in candidates if (segment_dir / case / f"{case}_{m}.nii.gz").is_file()]
+        if not table.is_file() or not found:
             continue
+        labels = segment_dir / case / f"{case}_{found[0]}.nii.gz"
         with table.open(newline="") as handle:
             reader = csv.DictReader(handle)
-            if not {"slice", "difference_score"} <= set(reader.fieldnames or ()):
+            columns = set(reader.fieldnames or ())
+            if not {"slice", "difference_score"} <= columns:
                 raise InputError(table, "is not a `weakseg segment` slice table (needs columns "
                                  "slice and difference_score)")
+            by_priority = {"review_priority", "flagged"} <= columns
             for row in reader:
-                score = row["difference_score"].strip()
-                if score and float(score) >= threshold:
+                score = row["difference_score"].strip()    # empty: nothing segmented
+                if not score:
+                    continue
+                trusted = row["flagged"].strip() in ("0", "False", "false") if by_priority \
+                    else float(score) >= threshold
+                if trusted:
                     records.append(ReviewRecord(case, int(row["slice"]), "accepted",
-                                                f"weakseg:{method}", "", labels))
+                                                f"weakseg:{found[0]}", "", labels))
     return records
 
 

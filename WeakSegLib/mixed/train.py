@@ -255,7 +255,7 @@ def train_mixed_cohort(cohort: Cohort, run_dir: str | Path, profile: Profile,
                        labels: SliceLabels | None = None, device: str = "auto",
                        events: EventWriter | None = None, resume: bool = False,
                        show_progress: bool = True, accepted_from: str | Path | None = None,
-                       accepted_threshold: float = 0.2) -> MixedRun:
+                       accepted_threshold: float | None = None) -> MixedRun:
     """What ``weakseg train --mode mixed`` and the Slicer "Retrain with reviewed slices" call:
     masks of ``full_cases`` and of the accepted/corrected slices in ``review_records``, slice
     labels (``labels``, else from masks) for the rest. ``accepted_from``: a ``weakseg
