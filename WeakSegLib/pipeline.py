@@ -24,7 +24,7 @@ from .stages.base import RunContext, Stage
 from .stages.classifier import ClassifierStage
 from .stages.converter import ConverterStage
 from .stages.dcgan import DcganStage
-from .stages.runtime import barrier, configure_backend, init_distributed, resolve_device, seed_everything
+from .runtime import barrier, configure_backend, init_distributed, resolve_device, seed_everything
 from .stages.refined_segmenters import OverSegmenterStage, SeedOnlyStage, UnderSegmenterStage
 from .stages.refinement import RefinementStage
 from .stages.seeds import SeedsStage

@@ -9,9 +9,9 @@ import torch
 from WeakSegLib.config import get_profile
 from WeakSegLib.data.slices import SliceSet
 from WeakSegLib.stages.base import RunContext
-from WeakSegLib.stages.common import (balanced_indices, batches, epoch_generator,
+from WeakSegLib.stages.common import (balanced_indices, epoch_generator,
                                       recalibrate_batchnorm, shard)
-from WeakSegLib.stages.runtime import DistInfo
+from WeakSegLib.runtime import DistInfo, batches
 
 
 def _slices(n: int = 8) -> SliceSet:

@@ -18,7 +18,7 @@ from ..data.slices import load_labels
 from ..manifest import Manifest
 from ..stages.classifier import load_classifier
 from ..stages.converter import load_converter
-from ..stages.runtime import resolve_device
+from ..runtime import resolve_device
 from ..stages.run_folder import CLASSIFIER_SCORES, SLICE_CACHE
 from ..stages.segmenter import load_segmenter
 

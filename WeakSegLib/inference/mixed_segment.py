@@ -1,6 +1,7 @@
 """``weakseg segment`` with a mixed-supervision run (``train --mode mixed``): one network, one
-method ("mixed"). It has no healthy variant, so its slices get no difference score and are never
-flagged; the slice score is the network's highest tumour probability on the slice."""
+method ("mixed"). It has no healthy variant, so its slices get no difference score; their review
+priority comes from the mask-free scores that need none (classifier against segmentation,
+continuity, size); the slice score is the network's highest tumour probability on the slice."""
 from __future__ import annotations
 
 import time
@@ -15,7 +16,7 @@ from ..data.errors import InputError
 from ..data.preprocess import preprocess_case
 from ..data.reader import CaseVolumes
 from ..manifest import Manifest
-from ..stages.runtime import resolve_device
+from ..runtime import resolve_device
 from .patches import patch_geometry
 from .volume import CaseSegmentation
 

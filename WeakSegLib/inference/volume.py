@@ -17,8 +17,7 @@ from scipy import ndimage
 
 from ..data.preprocess import GridMapping, preprocess_case
 from ..data.reader import CaseVolumes, Geometry
-from ..stages.common import batches
-from ..stages.runtime import autocast, to_device
+from ..runtime import autocast, batches, to_device
 from .bundle import UNGATED_METHODS, Bundle
 from .combine import combine, difference_scores, gate
 from .patches import PatchGrid, patch_geometry

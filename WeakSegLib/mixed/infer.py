@@ -15,8 +15,7 @@ from ..config import RuntimeConfig
 from ..inference.patches import PatchGrid
 from ..data.preprocess import PreprocessedCase
 from ..models.mixed_unet import tumour_probability
-from ..stages.common import batches
-from ..stages.runtime import autocast, to_device
+from ..runtime import autocast, batches, to_device
 
 
 @torch.no_grad()

@@ -37,7 +37,7 @@ from ..progress import track
 from ..stages.base import RunContext, run_epochs
 from ..stages.common import (epoch_generator, mean_records, predict_batched,
                              recalibrate_batchnorm, seed_epoch, unwrap, wrap_model)
-from ..stages.runtime import (DistInfo, autocast, configure_backend, resolve_device,
+from ..runtime import (DistInfo, autocast, configure_backend, resolve_device,
                               seed_everything, to_device)
 from .data import MixedSlices, build_mixed_slices
 from .losses import mixed_loss

@@ -16,7 +16,7 @@ from ..data.slices import SliceSet
 from ..events import EventWriter
 from ..progress import track
 from .checkpoint import EpochCheckpoint, Stateful
-from .runtime import DistInfo
+from ..runtime import DistInfo
 
 
 @dataclass

@@ -12,10 +12,10 @@ from ..models.classifier import VGG16BNClassifier
 from ..models.weights import load_model, save_model
 from .base import RunContext, Stage, run_epochs
 from .augment import augment
-from .common import (BestScore, balanced_indices, batches, epoch_generator, predict_scores,
+from .common import (BestScore, balanced_indices, epoch_generator, predict_scores,
                      recalibrate_batchnorm, shard, unwrap, wrap_model)
 from .figures import plot_history
-from .runtime import autocast, to_device
+from ..runtime import autocast, batches, to_device
 
 
 def build_classifier(ctx: RunContext) -> VGG16BNClassifier:

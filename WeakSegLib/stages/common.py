@@ -1,14 +1,14 @@
 """Small pieces several stages use: batching, balanced sampling, scoring, model wrapping."""
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
 from .base import RunContext
-from .runtime import DistInfo, autocast, to_device
+from ..runtime import DistInfo, autocast, batches, to_device
 
 
 _RANK_STRIDE = 100_003      # torch seeds of different ranks never collide
@@ -53,15 +53,6 @@ def shard(indices: np.ndarray, dist: DistInfo) -> np.ndarray:
 def even_shard(dist: DistInfo, *orders: np.ndarray) -> list[np.ndarray]:
     """``shard`` of several parallel sample orders at once."""
     return [shard(order, dist) for order in orders]
-
-
-def batches(indices: np.ndarray, batch_size: int, drop_last: bool = False
-            ) -> Iterator[np.ndarray]:
-    stop = len(indices) - (len(indices) % batch_size if drop_last else 0)
-    for start in range(0, stop, batch_size):
-        chunk = indices[start:start + batch_size]
-        if len(chunk):
-            yield chunk
 
 
 def wrap_model(model: nn.Module, ctx: RunContext) -> nn.Module:

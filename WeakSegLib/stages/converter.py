@@ -21,11 +21,11 @@ from ..models.unet import UNet, UNetOutput
 from ..models.weights import load_model, save_model
 from .base import RunContext, Stage, run_epochs
 from .run_folder import load_seeds, load_train_scores, write_case_arrays
-from .common import (batches, epoch_generator, even_shard, mean_records, seed_epoch, unwrap,
+from .common import (epoch_generator, even_shard, mean_records, seed_epoch, unwrap,
                      wrap_model)
 from .dcgan import adam, discriminator_step, generator_loss, healthy_flair, load_gan
 from .figures import seed_codes, slice_panels
-from .runtime import autocast, to_device
+from ..runtime import autocast, batches, to_device
 
 _SALT = 4            # epoch_generator salt of this stage
 _FIGURE_ROWS = 6

@@ -18,10 +18,10 @@ from ..config import GanConfig
 from ..models.dcgan import BLOCKS, Discriminator, Generator
 from ..models.weights import load_model, save_model
 from .base import RunContext, Stage, run_epochs
-from .common import (batches, epoch_generator, even_shard, mean_records, seed_epoch, unwrap,
+from .common import (epoch_generator, even_shard, mean_records, seed_epoch, unwrap,
                      wrap_model)
 from .figures import plot_history, slice_panels
-from .runtime import autocast, to_device
+from ..runtime import autocast, batches, to_device
 
 #: Below this many healthy training slices the DCGAN also takes the validation set's.
 MIN_HEALTHY = 8

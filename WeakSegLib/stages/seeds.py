@@ -19,9 +19,8 @@ from ..progress import track
 from .base import RunContext, Stage
 from .run_folder import write_case_arrays
 from .classifier import load_classifier
-from .common import batches
 from .figures import seed_codes, slice_panels
-from .runtime import to_device
+from ..runtime import batches, to_device
 
 SOURCES = ("rise", "gradcampp")
 _CHUNK = 16          # slices per saliency call: bounds memory, gives the progress bar steps

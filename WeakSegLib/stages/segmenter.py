@@ -25,13 +25,13 @@ from ..metrics import per_slice_dice
 from ..models.unet import UNet
 from ..models.weights import load_model, save_model
 from .base import RunContext, Stage, run_epochs
-from .common import (batches, epoch_generator, even_shard, mean_records, predict_batched,
+from .common import (epoch_generator, even_shard, mean_records, predict_batched,
                      recalibrate_batchnorm, unwrap, wrap_model)
 from .run_folder import load_seeds, load_variants
 from .augment import random_flips
 from .figures import figure_picks, slice_panels
 from .losses import segmenter_loss
-from .runtime import autocast, to_device
+from ..runtime import autocast, batches, to_device
 
 _FIGURE_ROWS = 6
 THRESHOLD = 0.5          # S > 0.5 is the segmentation (Pipeline rows 5–8)

@@ -24,9 +24,9 @@ from ..data.errors import InputError
 from ..metrics import per_slice_dice
 from .augment import augment
 from .base import RunContext, Stage, run_epochs
-from .common import batches, epoch_generator, even_shard, mean_records, recalibrate_batchnorm, \
+from .common import epoch_generator, even_shard, mean_records, recalibrate_batchnorm, \
     unwrap, wrap_model
-from .runtime import autocast, to_device
+from ..runtime import autocast, batches, to_device
 from .run_folder import load_probabilities, load_variants
 from .segmenter import build_segmenter, write_segmenter_artefacts
 

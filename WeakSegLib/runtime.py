@@ -10,8 +10,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from ..config import RuntimeConfig
-from ..data.errors import InputError
+from .config import RuntimeConfig
+from .data.errors import InputError
 
 
 def resolve_device(name: str) -> torch.device:
@@ -94,3 +94,12 @@ def to_device(batch: np.ndarray | torch.Tensor, device: torch.device, runtime: R
     if runtime.channels_last and tensor.ndim == 4:
         tensor = tensor.contiguous(memory_format=torch.channels_last)
     return tensor
+
+
+def batches(indices: np.ndarray, batch_size: int, drop_last: bool = False
+            ) -> Iterator[np.ndarray]:
+    stop = len(indices) - (len(indices) % batch_size if drop_last else 0)
+    for start in range(0, stop, batch_size):
+        chunk = indices[start:start + batch_size]
+        if len(chunk):
+            yield chunk
