@@ -86,7 +86,7 @@ def cmd_baseline(args: argparse.Namespace, events: EventWriter) -> int:
 def cmd_demo(args: argparse.Namespace, events: EventWriter) -> int:
     """Phantom cohort → the whole pipeline (fast profile, demo-sized) → held-out evaluation."""
     from .config import DEMO_OVERRIDES
-    from .evaluation import format_table
+    from .evaluation.tables import format_table
     from .inference.bundle import load_bundle
     from .inference.evaluate import evaluate_model
     from .pipeline import train
@@ -131,7 +131,7 @@ def cmd_demo(args: argparse.Namespace, events: EventWriter) -> int:
 def _say_review(args: argparse.Namespace, report: dict) -> None:
     """The default method's seed-000 filtering table and how well its review priority finds
     the bad slices (evaluate --model only)."""
-    from .report import format_filtering_table
+    from .evaluation.html import format_filtering_table
 
     method = report.get("default_method")
     if method and method in report.get("filtering", {}):
@@ -147,7 +147,8 @@ def _say_review(args: argparse.Namespace, report: dict) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace, events: EventWriter) -> int:
-    from .evaluation import evaluate_predictions, format_table, write_report
+    from .evaluation.scoring import evaluate_predictions, write_report
+    from .evaluation.tables import format_table
 
     if bool(args.pred) == bool(args.model):
         raise InputError(None, "give exactly one of --pred PRED_DIR (score label maps) or "

@@ -43,7 +43,7 @@ def prepare(profile, show: bool = True):
     from WeakSegLib.data.labels import labels_from_mask
     from WeakSegLib.data.preprocess import preprocess_case
     from WeakSegLib.data.reader import read_case
-    from WeakSegLib.metrics import tumour_slice_dice, volume_dice
+    from WeakSegLib.evaluation.metrics import tumour_slice_dice, volume_dice
     from WeakSegLib.mixed.data import MixedSlices, case_rows
 
     cohort = discover_cohort(DATA)
@@ -110,7 +110,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from WeakSegLib.config import apply_overrides, get_profile
-    from WeakSegLib.metrics import tumour_slice_dice, volume_dice
+    from WeakSegLib.evaluation.metrics import tumour_slice_dice, volume_dice
     from WeakSegLib.mixed.infer import predict_case
     from WeakSegLib.mixed.train import train_mixed
 
@@ -288,7 +288,7 @@ def figure(result, cases, full, name, example, path: Path) -> None:
         ax.contour(truth[z], levels=[0.5], colors="lime", linewidths=1)
         if title != "truth":
             ax.contour(label[z], levels=[0.5], colors="red", linewidths=1)
-            from WeakSegLib.metrics import per_slice_dice
+            from WeakSegLib.evaluation.metrics import per_slice_dice
             title += f" (slice Dice {per_slice_dice(label[z:z + 1], truth[z:z + 1])[0]:.2f})"
         ax.set_title(f"{title}", fontsize=9)
         ax.axis("off")

@@ -41,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     from WeakSegLib.data.cohort import discover_cohort
     from WeakSegLib.data.reader import read_case
-    from WeakSegLib.metrics import segmentation_metrics, summarise
+    from WeakSegLib.evaluation.metrics import segmentation_metrics, summarise
     from WeakSegLib.postprocess.ops import apply_ops
 
     folds = json.loads((args.work / "folds.json").read_text())

@@ -29,7 +29,7 @@ RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 def case_inputs(npz_path: Path, method: str):
     """(CaseSliceCounts of ``method`` vs truth, SliceStats of ``method``) from one case file."""
     from WeakSegLib.inference.review import REVIEW_OTHERS, SliceStats, dice_2d
-    from WeakSegLib.review_quality import CaseSliceCounts
+    from WeakSegLib.evaluation.review import CaseSliceCounts
 
     with np.load(npz_path, allow_pickle=False) as npz:
         names = [str(n) for n in npz["methods"]]
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--result", type=Path, default=RESULTS / "review_priority.json")
     args = parser.parse_args()
     from WeakSegLib.inference.review import CANDIDATES, candidate_scores
-    from WeakSegLib.review_quality import auroc_for_bad, review_curves
+    from WeakSegLib.evaluation.review import auroc_for_bad, review_curves
 
     folds = json.loads((args.work / "folds.json").read_text())
     fold_of = {case: int(k) for k, f in folds.items() for case in f["test"]}

@@ -11,7 +11,7 @@ from WeakSegLib.data.cohort import discover_cohort
 from WeakSegLib.data.preprocess import (brain_box, crop_or_pad, normalise_intensities,
                                         preprocess_case, training_slices)
 from WeakSegLib.data.reader import read_case
-from WeakSegLib.metrics import volume_dice
+from WeakSegLib.evaluation.metrics import volume_dice
 
 
 @pytest.fixture(scope="module")

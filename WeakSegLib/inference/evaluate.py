@@ -13,12 +13,12 @@ from ..data.cohort import Cohort
 from ..data.errors import InputError
 from ..data.labels import labels_from_mask
 from ..data.reader import CaseVolumes, read_case, write_label_map
-from ..evaluation import evaluate_predictions, write_report
+from ..evaluation.scoring import evaluate_predictions, write_report
 from ..events import EventWriter
-from ..metrics import classifier_metrics, per_slice_dice
+from ..evaluation.metrics import classifier_metrics, per_slice_dice
 from ..progress import track
 from ..config import InferenceConfig
-from ..review_quality import CaseSliceCounts, review_curves
+from ..evaluation.review import CaseSliceCounts, review_curves
 from .bundle import Bundle, default_method
 from .review import candidate_scores, review_priority
 from ..postprocess.ops import apply_ops
@@ -187,7 +187,7 @@ def evaluate_model(bundle: Bundle, cohort: Cohort, out_dir: Path, overwrite: boo
     report["gate"] = bundle.gate
     path = write_report(report, out_dir)
     events.artefact("evaluate", path)
-    from ..report import write_html_report
+    from ..evaluation.html import write_html_report
 
     held_out = [e for e in candidates if e["case"] not in trained_on]
     html = write_html_report(report, out_dir,

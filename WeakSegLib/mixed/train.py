@@ -30,7 +30,7 @@ from ..data.reader import read_shape
 from ..data.slices import SliceLabels
 from ..events import EventWriter
 from ..manifest import Manifest
-from ..metrics import per_slice_dice
+from ..evaluation.metrics import per_slice_dice
 from ..models.mixed_unet import MixedUNet, load_mixed_model, tumour_probability
 from ..models.weights import save_model
 from ..progress import track

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..metrics import classifier_metrics
+from ..evaluation.metrics import classifier_metrics
 from ..models.classifier import VGG16BNClassifier
 from ..models.weights import load_model, save_model
 from .base import RunContext, Stage, run_epochs

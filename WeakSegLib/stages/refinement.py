@@ -18,7 +18,7 @@ from skimage.morphology import disk
 
 from ..config import RefinementConfig
 from ..data.slices import SliceSet
-from ..metrics import seed_overlap
+from ..evaluation.metrics import seed_overlap
 from .base import RunContext, Stage
 from .run_folder import load_probabilities, load_seeds, write_case_arrays
 from .classifier import load_classifier

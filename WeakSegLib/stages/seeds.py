@@ -14,7 +14,7 @@ import torch
 from ..explain.gradcampp import gradcampp_saliency
 from ..explain.rise import rise_saliency
 from ..explain.seeds import intensity_prior_seeds, seeds_from_saliency
-from ..metrics import seed_overlap
+from ..evaluation.metrics import seed_overlap
 from ..progress import track
 from .base import RunContext, Stage
 from .run_folder import write_case_arrays

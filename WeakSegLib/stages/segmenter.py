@@ -21,7 +21,7 @@ from torch import nn
 
 from ..config import SegmenterConfig
 from ..data.slices import SliceSet
-from ..metrics import per_slice_dice
+from ..evaluation.metrics import per_slice_dice
 from ..models.unet import UNet
 from ..models.weights import load_model, save_model
 from .base import RunContext, Stage, run_epochs

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ..config import SelfTrainConfig
 from ..data.errors import InputError
-from ..metrics import per_slice_dice
+from ..evaluation.metrics import per_slice_dice
 from .augment import augment
 from .base import RunContext, Stage, run_epochs
 from .common import epoch_generator, even_shard, mean_records, recalibrate_batchnorm, \

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from WeakSegLib.metrics import per_slice_dice, volume_dice
-from WeakSegLib.review_quality import CaseSliceCounts, auroc_for_bad, review_curves
+from WeakSegLib.evaluation.metrics import per_slice_dice, volume_dice
+from WeakSegLib.evaluation.review import CaseSliceCounts, auroc_for_bad, review_curves
 
 
 def _case() -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,7 @@ import pytest
 import SimpleITK as sitk
 
 from WeakSegLib.config import HD95_ONE_EMPTY_MM
-from WeakSegLib.metrics import (classifier_metrics, hd95_mm, per_slice_dice, seed_overlap,
+from WeakSegLib.evaluation.metrics import (classifier_metrics, hd95_mm, per_slice_dice, seed_overlap,
                                 segmentation_metrics, slice_dice, summarise, tumour_slice_dice,
                                 volume_dice)
 

@@ -5,7 +5,6 @@ Predictions live at ``PRED_DIR/<case>/<case>_<method>.nii.gz`` on each case's ow
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 from typing import Any
@@ -13,12 +12,12 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from .data.cohort import Cohort
-from .data.errors import InputError
-from .data.reader import read_case, read_image
-from .events import EventWriter
+from ..data.cohort import Cohort
+from ..data.errors import InputError
+from ..data.reader import read_case, read_image
+from ..events import EventWriter
 from .metrics import segmentation_metrics, summarise
-from .progress import track
+from ..progress import track
 
 REPORTED = ("slice_dice", "tumour_slice_dice", "volume_dice", "hd95_mm")
 
@@ -83,30 +82,3 @@ def write_report(report: dict[str, Any], out_dir: Path) -> Path:
     path = out_dir / "metrics.json"
     path.write_text(json.dumps(report, indent=2, allow_nan=True))
     return path
-
-
-def _fmt(value: float, sd: float | None = None, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    text = f"{value:.{digits}f}"
-    return f"{text} ± {sd:.{digits}f}" if sd is not None and not math.isnan(sd) else text
-
-
-def format_table(report: dict[str, Any], per_case: bool = True) -> str:
-    """A plain-text table of means ± SD per method, then per case."""
-    header = f"{'method':<22}{'n':>3}  " + "  ".join(f"{m:>19}" for m in REPORTED)
-    lines = [header, "-" * len(header)]
-    for method, result in sorted(report["methods"].items()):
-        cells = "  ".join(f"{_fmt(result.get(m), result.get(m + '_sd'), 2 if m == 'hd95_mm' else 3):>19}"
-                          for m in REPORTED)
-        lines.append(f"{method:<22}{result['n_cases']:>3}  {cells}")
-        if result.get("missing_cases"):
-            lines.append(f"  (no prediction for: {', '.join(result['missing_cases'])})")
-    if per_case:
-        lines.append("")
-        lines.append(f"{'case':<24}{'method':<20}" + "".join(f"{m:>19}" for m in REPORTED))
-        for method, result in sorted(report["methods"].items()):
-            for case, values in sorted(result["per_case"].items()):
-                lines.append(f"{case:<24}{method:<20}" + "".join(
-                    f"{_fmt(values[m], None, 2 if m == 'hd95_mm' else 3):>19}" for m in REPORTED))
-    return "\n".join(lines)

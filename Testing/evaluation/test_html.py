@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from WeakSegLib.report import format_filtering_table, write_html_report
+from WeakSegLib.evaluation.html import format_filtering_table, write_html_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NAN = float("nan")

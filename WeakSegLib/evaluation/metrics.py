@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .config import HD95_ONE_EMPTY_MM
+from ..config import HD95_ONE_EMPTY_MM
 
 
 def _dice(a: np.ndarray, b: np.ndarray, eps: float) -> float:

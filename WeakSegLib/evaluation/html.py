@@ -17,7 +17,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .stages.figures import pyplot, slice_panels
+from ..config import get_profile
+from ..stages.figures import pyplot, slice_panels
 
 METRICS: tuple[tuple[str, str, int], ...] = (
     ("slice_dice", "Slice Dice", 3),
@@ -39,7 +40,8 @@ LABELS = {
     "supervised": "Fully supervised (upper bound)",
 }
 RANK_ORDER = {"best": 0, "median": 1, "worst": 2}
-DEFAULT_THRESHOLD = 0.2     # DESIGN step 10: seed 000's advised difference-score cut-off
+#: seed 000's advised difference-score cut-off (config inference.difference_threshold)
+DEFAULT_THRESHOLD = get_profile("fast").inference.difference_threshold
 CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1200px;color:#222;padding:0 1em}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
