@@ -98,8 +98,9 @@ def cmd_demo(args: argparse.Namespace, events: EventWriter) -> int:
         import shutil
 
         shutil.rmtree(out)
-    if args.cases < 3:
-        raise InputError(None, f"--cases must be at least 3 (train and hold out), got {args.cases}")
+    if args.cases < 4:
+        raise InputError(None, f"--cases must be at least 4 (train, validate, hold out 2), got "
+                         f"{args.cases}")
     started = time.monotonic()
     data, run_dir, report_dir = out / "phantom", out / "run", out / "report"
     phantom = build_parser().parse_args(["phantom", "--out", str(data), "--cases",
@@ -108,11 +109,14 @@ def cmd_demo(args: argparse.Namespace, events: EventWriter) -> int:
     phantom.events = args.events
     cmd_phantom(phantom, events)
     cohort = discover_cohort(data)
-    held_out = cohort.names[-2:]
+    # the held-out pair is never seen in training: model selection and the gate use a
+    # validation case among the training ones, as a real run would
+    held_out, validation = cohort.names[-2:], cohort.names[-3:-2]
     profile = apply_overrides(get_profile("fast"), DEMO_OVERRIDES + (args.set or []))
-    _say(args, f"training on {len(cohort) - 2} phantom cases, holding out {', '.join(held_out)}")
-    manifest = train(cohort, run_dir, profile, device=args.device, val_cases=held_out,
-                     events=events, show_progress=not args.quiet)
+    _say(args, f"training on {len(cohort) - 3} phantom cases (+ {validation[0]} for validation), "
+               f"holding out {', '.join(held_out)}")
+    manifest = train(cohort.select(cohort.names[:-2]), run_dir, profile, device=args.device,
+                     val_cases=validation, events=events, show_progress=not args.quiet)
     trained = time.monotonic() - started
     report = evaluate_model(load_bundle(run_dir, args.device), cohort.select(held_out),
                             report_dir, events=events, show_progress=not args.quiet)
@@ -400,10 +404,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", parents=[common],
                        help="phantom cohort → whole pipeline → held-out evaluation",
                        description="Builds a phantom cohort, trains the whole pipeline with a "
-                       "demo-sized fast profile on all but 2 cases, evaluates every method and "
+                       "demo-sized fast profile on all but 2 cases (one of them for validation), "
+                       "evaluates every method and "
                        "the baselines on those 2, prints the table and writes the HTML report.")
     p.add_argument("--out", type=Path, default=Path("demo"))
-    p.add_argument("--cases", type=int, default=6)
+    p.add_argument("--cases", type=int, default=7)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--scale", type=float, default=0.5,
                    help="phantom grid scale (0.5: 2 mm voxels, the demo's default)")

@@ -135,3 +135,19 @@ def parse_events(lines: Iterable[str], strict: bool = False) -> Iterator[dict[st
         except (json.JSONDecodeError, EventError):
             if strict:
                 raise
+
+
+class TeeEventWriter(EventWriter):
+    """Writes every event to a file (a run folder's ``events.jsonl``) and to another writer
+    (the caller's: stdout for the Slicer job runner, a file, or nothing). DESIGN.md asks every
+    run to keep its own events, whoever started it."""
+
+    def __init__(self, path: Path, other: "EventWriter | None") -> None:
+        super().__init__(path)
+        self.other = other
+
+    def emit(self, event: str, stage: str | None = None, **fields: Any) -> dict[str, Any]:
+        record = super().emit(event, stage, **fields)
+        if self.other is not None:
+            self.other.emit(event, stage, **fields)
+        return record

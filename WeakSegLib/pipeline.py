@@ -17,7 +17,7 @@ from .config import Profile, get_profile
 from .data.cohort import Cohort
 from .data.errors import InputError
 from .data.slices import SliceLabels, SliceSet, build_slice_set, cohort_fingerprint
-from .events import EventWriter
+from .events import EventWriter, TeeEventWriter
 from .manifest import Manifest
 from .progress import track
 from .stages.base import RunContext, Stage
@@ -102,7 +102,21 @@ def train(cohort: Cohort, run_dir: Path, profile: Profile, device: str = "auto",
     barrier(dist)
     if not dist.is_main:       # other ranks read what rank 0 decided (split, config)
         manifest = Manifest.load(run_dir)
+    else:                      # the run keeps its own events.jsonl, whoever started it
+        events = TeeEventWriter(run_dir / "events.jsonl", events)
+    try:
+        return _train_stages(run_dir, cohort, profile, wanted, resume, events, labels,
+                             show_progress, torch_device, dist, manifest)
+    finally:
+        if dist.is_main:
+            events.close()
+
+
+def _train_stages(run_dir: Path, cohort: Cohort, profile: Profile, wanted: list[str],
+                  resume: bool, events: EventWriter, labels: SliceLabels | None,
+                  show_progress: bool, torch_device, dist, manifest: Manifest) -> Manifest:
     events.run_start(run_dir, wanted)
+    channels = list(manifest.data["channels"])
     slices = _slices(run_dir, cohort, profile, channels, labels, show_progress and dist.is_main,
                      events) if dist.is_main else None
     barrier(dist)

@@ -66,6 +66,9 @@ def test_a_few_epochs_lower_the_mask_loss(tmp_path: Path) -> None:
 def test_the_default_run_self_trains_and_the_reference_is_optional(
         tiny_run: Path, tiny_flair_t1_phantom: Path, tmp_path: Path) -> None:
     assert "self_train" in DEFAULT_STAGES and "supervised" not in DEFAULT_STAGES
+    events = [json.loads(line) for line in (tiny_run / "events.jsonl").read_text().splitlines()]
+    assert events[0]["event"] == "run_start" and events[-1]["event"] == "run_end"  # every run
+    assert {"self_train"} <= {e.get("stage") for e in events if e["event"] == "stage_end"}
     metrics = json.loads((tiny_run / "self_train" / "metrics.json").read_text())
     assert metrics["sources"] and metrics["n_train_slices"] > 0
     assert 0.0 <= metrics["pseudo_mask_tumour_slice_dice"] <= 1.0

@@ -28,7 +28,7 @@ from ..data.cohort import Cohort
 from ..data.errors import InputError
 from ..data.reader import read_shape
 from ..data.slices import SliceLabels
-from ..events import EventWriter
+from ..events import EventWriter, TeeEventWriter
 from ..manifest import Manifest
 from ..evaluation.metrics import per_slice_dice
 from ..models.mixed_unet import MixedUNet, load_mixed_model, tumour_probability
@@ -61,20 +61,6 @@ class MixedRun:
     @property
     def model_path(self) -> Path:
         return self.run_dir / STAGE / "model.pt"
-
-
-class _TeeEvents(EventWriter):
-    """Writes every event to the run folder's events.jsonl and to the caller's writer."""
-
-    def __init__(self, path: Path, other: EventWriter | None) -> None:
-        super().__init__(path)
-        self.other = other
-
-    def emit(self, event: str, stage: str | None = None, **fields: Any) -> dict[str, Any]:
-        record = super().emit(event, stage, **fields)
-        if self.other is not None:
-            self.other.emit(event, stage, **fields)
-        return record
 
 
 def build_mixed_model(profile: Profile, in_channels: int) -> MixedUNet:
@@ -124,7 +110,7 @@ def train_mixed(data: MixedSlices, run_dir: str | Path, profile: Profile, device
     run_dir = Path(run_dir)
     manifest = _check_run_dir(run_dir, resume)
     run_dir.mkdir(parents=True, exist_ok=True)
-    events = _TeeEvents(run_dir / "events.jsonl", events)
+    events = TeeEventWriter(run_dir / "events.jsonl", events)
     try:
         if manifest is not None and manifest.status(STAGE) == "done":
             events.log(f"{STAGE}: already done, nothing to resume", stage=STAGE)
