@@ -195,6 +195,11 @@ class InferenceConfig:
     review_scores: tuple[str, ...] = ("disagreement", "classifier_conflict", "continuity",
                                       "small_area")
     review_threshold: float = 0.5
+    # Segmenter networks (stage names) whose S is averaged over the four in-plane flips at
+    # inference (4× their cost). The networks trained with flips (all of them) should agree with
+    # themselves flipped; averaging removes what they do not agree on. Measured per fold with
+    # benchmarks/cv_reevaluate.py; () = off.
+    test_time_flips: tuple[str, ...] = ()
     filtering_thresholds: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(10))
 
 
@@ -374,9 +379,13 @@ def _parse_like(current: Any, text: str, assignment: str) -> Any:
                 raise ValueError
             return text.lower() in ("true", "1")
         if isinstance(current, tuple):
-            items = [t for t in text.strip("()[] ").split(",") if t.strip()]
-            kind = type(current[0]) if current else float
-            return tuple(kind(t) for t in items)
+            items = [t.strip() for t in text.strip("()[] ").split(",") if t.strip()]
+            if current:
+                return tuple(type(current[0])(t) for t in items)
+            try:                # an empty default says nothing of its type: numbers, else names
+                return tuple(float(t) for t in items)
+            except ValueError:
+                return tuple(items)
         if isinstance(current, int):
             return int(text)
         if isinstance(current, float) or current is None:

@@ -73,3 +73,43 @@ def test_difference_score_is_the_mean_inside_the_segmentation_and_nan_when_empty
     scores = difference_scores(flair, variant, seg)
     assert scores[0] == pytest.approx(0.75) and np.isnan(scores[1])
     np.testing.assert_array_equal(flagged(np.array([0.1, 0.3, np.nan]), 0.2), [True, False, False])
+
+
+def test_test_time_flips_average_a_network_over_the_four_flips() -> None:
+    """A network that paints a left-right ramp is symmetric after the flips; one that only
+    reads each pixel (flip-equivariant) is unchanged."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    import torch
+
+    from WeakSegLib.config import get_profile
+    from WeakSegLib.inference.volume import _patch_outputs
+
+    class Ramp(torch.nn.Module):
+        def forward(self, x):
+            ramp = torch.linspace(0, 1, x.shape[-1]).expand(x.shape[0], 1, *x.shape[-2:])
+            return ramp.contiguous()
+
+    class Pointwise(torch.nn.Module):
+        def forward(self, x):
+            return torch.sigmoid(x[:, :1] * 3 - 1)
+
+    class Score(torch.nn.Module):
+        def forward(self, x):
+            return torch.zeros(x.shape[0], 1)
+
+    profile = get_profile("fast")
+    profile = replace(profile, runtime=replace(profile.runtime, channels_last=False),
+                      inference=replace(profile.inference,
+                                        test_time_flips=("ramp", "pointwise")))
+    bundle = SimpleNamespace(profile=profile, device=torch.device("cpu"), classifier=Score(),
+                             converter=Pointwise(),
+                             segmenters={"ramp": Ramp(), "pointwise": Pointwise(),
+                                         "plain": Ramp()})
+    patches = np.random.default_rng(0).random((3, 1, 8, 8)).astype(np.float32)
+    out = _patch_outputs(bundle, patches, 0, batch_size=2)
+    np.testing.assert_allclose(out["ramp"], 0.5, atol=1e-6)             # averaged away
+    np.testing.assert_allclose(out["plain"][:, 0], np.tile(np.linspace(0, 1, 8), (3, 1)), atol=1e-6)
+    expected = 1 / (1 + np.exp(-(patches[:, 0] * 3 - 1)))
+    np.testing.assert_allclose(out["pointwise"], expected, atol=1e-6)

@@ -71,6 +71,7 @@ def _patch_outputs(bundle: Bundle, patches: np.ndarray, flair_channel: int, batc
     """Per patch: score, w, variant and each segmenter's S (all float32 numpy)."""
     runtime, device = bundle.profile.runtime, bundle.device
     threshold = bundle.profile.inference.threshold
+    flipped = set(bundle.profile.inference.test_time_flips)
     out: dict[str, list[np.ndarray]] = {}
 
     def run(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -82,7 +83,11 @@ def _patch_outputs(bundle: Bundle, patches: np.ndarray, flair_channel: int, batc
         parts = {"score": torch.sigmoid(run(bundle.classifier, x)).reshape(-1),
                  "variant": run(bundle.converter, x[:, flair_channel:flair_channel + 1])[:, 0]}
         for name, model in bundle.segmenters.items():
-            parts[name] = run(model, x)[:, 0]
+            S = run(model, x)
+            if name in flipped:     # test-time flips: mean over the four in-plane flips
+                S = (S + run(model, x.flip(-1)).flip(-1) + run(model, x.flip(-2)).flip(-2)
+                     + run(model, x.flip(-1, -2)).flip(-1, -2)) / 4
+            parts[name] = S[:, 0]
         if "under" in parts:
             hidden = x * (parts["under"] <= threshold).to(x.dtype)[:, None]
             parts["w"] = torch.sigmoid(run(bundle.classifier, hidden)).reshape(-1)
