@@ -35,7 +35,7 @@ def _add_library_path() -> None:
 
 _add_library_path()
 
-from WeakSegLib.slicer import install  # noqa: E402
+from WeakSegLib.slicer import defaults, install  # noqa: E402
 from WeakSegLib.slicer.controller import SELECTORS, PanelController  # noqa: E402
 from WeakSegLib.slicer.nodes import column_titles_as_header  # noqa: E402
 from WeakSegLib.slicer.parameters import get_parameter_node  # noqa: E402
@@ -346,7 +346,10 @@ class WeakSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 widget = getattr(ui, name)
                 if widget.text != text and not widget.hasFocus():
                     widget.text = text
-            ui.modelPathLineEdit.toolTip = str(p.model_dir or "") or \
+            ui.modelPathLineEdit.toolTip = (
+                f"The model shipped with WeakSeg ({defaults.default_model_summary(p.model_dir)}):"
+                f" {p.model_dir}" if defaults.is_default_model(p.model_dir)
+                else str(p.model_dir or "")) or \
                 "A WeakSeg run folder (manifest.json and the trained stages)."
             ui.trainCohortRadioButton.checked = p.train_source == "cohort"
             ui.trainVolumesRadioButton.checked = p.train_source == "volumes"

@@ -57,6 +57,31 @@ def _write_bundle(folder: Path, channels=("flair",), statuses=None) -> Path:
     return folder
 
 
+@pytest.fixture(autouse=True)
+def no_shipped_model(tmp_path_factory, monkeypatch) -> None:
+    """Every test starts without a shipped default model, whether or not the repository has
+    one (WeakSeg/Resources/Models/default), so a fresh panel has no model unless a test puts a
+    default in place (``shipped_model``)."""
+    monkeypatch.setenv("WEAKSEG_DEFAULT_MODEL",
+                       str(tmp_path_factory.mktemp("no-model") / "default"))
+
+
+SHIPPED_CARD = {"data": "BraTS 2018 training cases of ../shared/data/brats2018-multimodal "
+                        "(CBICA; skull-stripped, co-registered, 1 mm)",
+                "channels": ["flair", "t1", "t1ce", "t2"], "weights": "float16"}
+
+
+@pytest.fixture()
+def shipped_model(tmp_path: Path, monkeypatch) -> Path:
+    """A stand-in for the bundle shipped with the extension (a manifest and a model card, no
+    weights), where ``$WEAKSEG_DEFAULT_MODEL`` points."""
+    folder = _write_bundle(tmp_path / "Resources" / "Models" / "default",
+                           channels=("flair", "t1", "t1ce", "t2"))
+    (folder / "model_card.json").write_text(json.dumps(SHIPPED_CARD))
+    monkeypatch.setenv("WEAKSEG_DEFAULT_MODEL", str(folder))
+    return folder
+
+
 @pytest.fixture()
 def add_volume():
     return _add_volume

@@ -51,24 +51,38 @@ endmacro()
 """
 
 
-@pytest.fixture(scope="module")
-def configured(tmp_path_factory) -> Path:
+def _configure(root: Path, source: Path) -> Path:
+    """Configure ``source`` against the stand-in Slicer package; the build folder."""
     cmake = shutil.which("cmake")
     if cmake is None:
         pytest.skip("cmake is not installed")
-    root = tmp_path_factory.mktemp("cmake")
     config = root / "slicer"
     config.mkdir()
     (config / "SlicerConfig.cmake").write_text(STAND_IN)
     (config / "UseSlicer.cmake").write_text(USE_SLICER)
     (config / "Empty.cmake").write_text("")
     build = root / "build"
-    result = subprocess.run([cmake, "-S", str(REPO), "-B", str(build), f"-DSlicer_DIR={config}"],
-                            capture_output=True, text=True)
+    result = subprocess.run([cmake, "-S", str(source), "-B", str(build),
+                             f"-DSlicer_DIR={config}"], capture_output=True, text=True)
     if result.returncode and "CMAKE_C_COMPILER" in result.stdout + result.stderr:
         pytest.skip("cmake finds no C compiler (project() needs one)")
     assert result.returncode == 0, result.stdout + result.stderr
     return build
+
+
+@pytest.fixture(scope="module")
+def configured(tmp_path_factory) -> Path:
+    return _configure(tmp_path_factory.mktemp("cmake"), REPO)
+
+
+def _model_files(root: Path) -> set[str]:
+    """The files under ``root/WeakSeg/Resources/Models`` the extension must install (hidden
+    ones aside), as paths relative to the module folder."""
+    models = root / "WeakSeg" / "Resources" / "Models"
+    return {str(p.relative_to(root / "WeakSeg")).replace("\\", "/")
+            for p in models.rglob("*") if p.is_file()
+            and not any(part.startswith(".") or part == "__pycache__"
+                        for part in p.relative_to(models).parts)} if models.is_dir() else set()
 
 
 def test_module_lists_itself_every_library_file_and_its_resources(configured) -> None:
@@ -81,6 +95,36 @@ def test_module_lists_itself_every_library_file_and_its_resources(configured) ->
     assert library <= files                      # installed as WeakSegLib/... beside WeakSeg.py
     assert "WeakSegLib/slicer/controller.py" in files and "WeakSegLib/cli.py" in files
     assert (configured / "unittests.txt").read_text().split() == ["WeakSeg.py"]
+    # the shipped default model, when the repository has it, with every file it holds
+    assert _model_files(REPO) <= files
+    assert {f for f in files if f.startswith("Resources/Models/")} == _model_files(REPO)
+
+
+def test_the_shipped_model_is_installed_with_every_file(tmp_path) -> None:
+    """A copy of the extension's CMake tree with a default bundle of nested files (and hidden
+    ones that must stay behind): every bundle file is a resource of the module, installed under
+    Resources/Models/default beside WeakSegLib, where WeakSegLib.paths looks for it."""
+    source = tmp_path / "source"
+    source.mkdir()
+    shutil.copy2(REPO / "CMakeLists.txt", source / "CMakeLists.txt")
+    shutil.copytree(REPO / "WeakSeg", source / "WeakSeg",
+                    ignore=shutil.ignore_patterns("__pycache__", "Models"))
+    shutil.copytree(REPO / "WeakSegLib", source / "WeakSegLib",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    model = source / "WeakSeg" / "Resources" / "Models" / "default"
+    for name in ("manifest.json", "model_card.json", "classifier/model.pt",
+                 "classifier/metrics.json", "self_train/model.pt", ".gitkeep",
+                 "converter/.DS_Store"):
+        (model / name).parent.mkdir(parents=True, exist_ok=True)
+        (model / name).write_bytes(b"x")
+    build = _configure(tmp_path, source)
+    files = set(json.loads((build / "module.json").read_text())["files"])
+    models = {f for f in files if f.startswith("Resources/Models/")}
+    assert models == {f"Resources/Models/default/{name}" for name in (
+        "manifest.json", "model_card.json", "classifier/model.pt", "classifier/metrics.json",
+        "self_train/model.pt")} == _model_files(source)
+    # installed beside WeakSegLib/ (qt-scripted-modules/): WeakSegLib/paths.py's parent folder
+    assert "WeakSegLib/paths.py" in files
 
 
 def test_extension_metadata() -> None:

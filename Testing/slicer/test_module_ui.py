@@ -362,9 +362,13 @@ class _NoTorch:
         return None
 
 
-def test_entering_the_module_does_not_import_torch(weakseg, monkeypatch) -> None:
-    """#7: the environment line comes from a subprocess; the GUI process never imports torch."""
+@pytest.mark.parametrize("shipped", [False, True], ids=["no-default-model", "default-model"])
+def test_entering_the_module_does_not_import_torch(weakseg, monkeypatch, request,
+                                                   shipped) -> None:
+    """#7: the environment line comes from a subprocess; the GUI process never imports torch,
+    also when the panel starts with the shipped default model (issue 15)."""
     module, _scene, ui = weakseg
+    model = request.getfixturevalue("shipped_model") if shipped else None
     for name in [n for n in sys.modules if n == "torch" or n.startswith("torch.")]:
         monkeypatch.delitem(sys.modules, name)
     finder = _NoTorch()
@@ -378,6 +382,9 @@ def test_entering_the_module_does_not_import_torch(weakseg, monkeypatch) -> None
         widget.onTimer()
     assert ui["environmentLabel"].text.startswith(("torch ", "PyTorch not available"))
     assert finder.attempts == []
+    assert widget.controller.params.model_dir == model
+    assert ui["modelStatusLabel"].text.startswith("ready: default model" if shipped
+                                                  else "choose a model bundle")
     widget.cleanup()
 
 

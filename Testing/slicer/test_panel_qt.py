@@ -620,3 +620,25 @@ def test_the_panel_segments_reviews_and_renders(panel, tmp_path, write_bundle) -
         image = QtGui.QImage(str(path))
         assert image.width() >= 400 and image.height() > 600
     request_cleanup()
+
+
+def test_a_fresh_panel_offers_the_shipped_model(shipped_model, panel, tmp_path) -> None:
+    """Issue 15: with a default model shipped, load a case and click Apply, nothing else."""
+    ui, c = panel.ui, panel.widget.controller
+    panel.app.processEvents()                      # set up after shipped_model: as in Slicer
+    assert ui.modelPathLineEdit._obj.currentPath == str(shipped_model)
+    assert ui.modelStatusLabel._obj.text() == (
+        "ready: default model (shipped: BraTS 2018 training cases; flair, t1, t1ce, t2)")
+    assert ui.modelPathLineEdit._obj.toolTip().startswith("The model shipped with WeakSeg")
+    assert not ui.applyButton._obj.isEnabled()     # no volumes yet
+    for seed, suffix in enumerate(("t2f", "t1n", "t1c", "t2w")):
+        _case_volume(panel.scene, f"BraTS-GLI-00001-000-{suffix}", seed=seed)
+    QTest.mouseClick(ui.autoMapButton._obj, QtCore.Qt.LeftButton)
+    apply = ui.applyButton._obj
+    assert apply.isEnabled() and ui.segmentStatusLabel._obj.text() == "ready"
+    _render(panel, tmp_path / "shots" / "panel-default-model.png")
+    QTest.mouseClick(apply, QtCore.Qt.LeftButton)
+    _wait(panel, lambda: c.job is not None and c.job.finished and c.params.segmentation)
+    assert panel.said["errors"] == [] and c.job.status == "done"
+    command = c.job.command
+    assert command[command.index("--model") + 1] == str(shipped_model)

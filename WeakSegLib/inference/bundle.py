@@ -16,6 +16,7 @@ from ..config import Profile, profile_from_dict
 from ..data.errors import InputError
 from ..data.slices import load_labels
 from ..manifest import Manifest
+from ..paths import DEFAULT_MODEL, default_model_dir  # noqa: F401 (re-exported)
 from ..stages.classifier import load_classifier
 from ..stages.converter import load_converter
 from ..runtime import resolve_device
@@ -58,26 +59,6 @@ class Bundle:
         """Methods this bundle can segment with, in METHOD_STAGES order."""
         return [m for m, needs in METHOD_STAGES.items()
                 if all(s in self.segmenters for s in needs)]
-
-
-#: ``--model default``: the bundle shipped with the extension
-DEFAULT_MODEL = "default"
-
-
-def default_model_dir() -> Path:
-    """Where the shipped default bundle lies: ``$WEAKSEG_DEFAULT_MODEL``, else
-    ``Resources/Models/default`` of the Slicer module — beside WeakSegLib when installed in
-    Slicer, under ``WeakSeg/`` in the repository."""
-    import os
-
-    if os.environ.get("WEAKSEG_DEFAULT_MODEL"):
-        return Path(os.environ["WEAKSEG_DEFAULT_MODEL"])
-    root = Path(__file__).resolve().parents[2]
-    for candidate in (root / "WeakSeg" / "Resources" / "Models" / DEFAULT_MODEL,
-                      root / "Resources" / "Models" / DEFAULT_MODEL):
-        if (candidate / "manifest.json").is_file():
-            return candidate
-    return root / "WeakSeg" / "Resources" / "Models" / DEFAULT_MODEL
 
 
 def load_bundle(run_dir: str | Path, device: str = "auto") -> Bundle:

@@ -141,7 +141,9 @@ class PanelController:
 
     @property
     def params(self) -> WeakSegParameters:
-        return read_parameters(self.parameter_node)
+        parameters = read_parameters(self.parameter_node)
+        parameters.model_dir = defaults.relocate_default_model(parameters.model_dir)
+        return parameters
 
     def update(self, **changes: Any) -> WeakSegParameters:
         """Change settings (a widget was edited); stored in the parameter node at once."""
@@ -264,9 +266,7 @@ class PanelController:
         """Texts of the panel's labels."""
         p = self.params
         # the bundle's folder name too: a long path shows only its end in the path field
-        texts = {"modelStatusLabel": bundle.bundle_problem(p.model_dir) or
-                 f"ready: {Path(p.model_dir).name} "
-                 f"({', '.join(bundle.bundle_channels(p.model_dir))})",
+        texts = {"modelStatusLabel": self.model_text(p),
                  "reviewCountsLabel": self.review.counts_text() if self.review else "no result yet",
                  "rangesLabel": "; ".join(f"{c.name}: {self._range_text(c)}"
                                           for c in self.training_cases.values()) or "none marked"}
@@ -275,6 +275,19 @@ class PanelController:
         if texts["segmentStatusLabel"] == "" and not self.busy:
             texts["segmentStatusLabel"] = self.segment_problem(p) or "ready"
         return texts
+
+    @staticmethod
+    def model_text(p: WeakSegParameters) -> str:
+        """The model status line: what is missing, or which bundle segments (the shipped
+        default named as such, since its path is deep inside the extension)."""
+        problem = bundle.bundle_problem(p.model_dir)
+        if problem:
+            return problem
+        channels = ", ".join(bundle.bundle_channels(p.model_dir))
+        if defaults.is_default_model(p.model_dir):
+            return (f"ready: default model ({defaults.default_model_summary(p.model_dir)}; "
+                    f"{channels})")
+        return f"ready: {Path(p.model_dir).name} ({channels})"
 
     @staticmethod
     def _range_text(case: logic.TrainingCase) -> str:
@@ -716,7 +729,10 @@ class PanelController:
             self.view.error(f"could not write the retraining inputs: {error}")
             return None
         model = Path(p.model_dir)
-        self._retrain_out = model.with_name(f"{model.name}-mixed-{_stamp()}")
+        # beside the model, but never inside the extension's own folder (the shipped default)
+        base = self.work_root / "models" / model.name if defaults.is_default_model(model) \
+            else model
+        self._retrain_out = base.with_name(f"{model.name}-mixed-{_stamp()}")
         arguments = commands.retrain_arguments(records, folder / "input", self._retrain_out,
                                                device=p.device, labels=labels,
                                                overrides=self.train_overrides)

@@ -41,7 +41,9 @@ class WeakSegParameters:
     t1ce: Any = field(default=None, metadata={"param": "t1ceVolume", "kind": "node"})
     t2: Any = field(default=None, metadata={"param": "t2Volume", "kind": "node"})
     reference: Any = field(default=None, metadata={"param": "referenceVolume", "kind": "node"})
-    model_dir: Path | None = field(default=None, metadata={"param": "modelPath", "kind": "path"})
+    # a fresh node starts with the bundle shipped with the extension, when there is one
+    model_dir: Path | None = field(default_factory=defaults.default_model,
+                                   metadata={"param": "modelPath", "kind": "path"})
     device: str = field(default="auto", metadata={"param": "device", "kind": "str"})
     # defaults from config.py's inference section (see .defaults), never repeated here
     method: str = field(default=defaults.METHOD, metadata={"param": "method", "kind": "str"})
