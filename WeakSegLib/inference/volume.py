@@ -73,7 +73,7 @@ def _patch_outputs(bundle: Bundle, patches: np.ndarray, flair_channel: int, batc
                    progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
     """Per patch: score, w, variant and each segmenter's S (all float32 numpy)."""
     runtime, device = bundle.profile.runtime, bundle.device
-    threshold = bundle.threshold
+    threshold = bundle.profile.inference.threshold       # w: a weak bundle's (under) only
     flipped = set(bundle.profile.inference.test_time_flips)
     out: dict[str, list[np.ndarray]] = {}
 
