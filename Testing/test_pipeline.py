@@ -17,9 +17,10 @@ from conftest import TINY_OVERRIDES
 from WeakSegLib.config import apply_overrides, get_profile
 from WeakSegLib.data.cohort import discover_cohort
 from WeakSegLib.data.errors import InputError
-from WeakSegLib.events import parse_events
+from WeakSegLib.events import EventWriter, parse_events
+from WeakSegLib.manifest import Manifest
 from WeakSegLib.models.weights import load_model_state
-from WeakSegLib.pipeline import split_cases, train
+from WeakSegLib.pipeline import split_cases, train, train_mixed_cohort
 
 
 def tiny_profile(*extra: str):
@@ -199,3 +200,63 @@ def test_the_paper_profile_still_runs_end_to_end_on_the_cpu(tiny_flair_t1_phanto
     case = read_case(discover_cohort(tiny_flair_t1_phantom).cases[0])
     result = segment_case(bundle, case, ["self_trained", "combined"])
     assert result.labels["self_trained"].shape == case.geometry.shape
+
+
+#: a tiny mixed-supervision network, two epochs of two steps
+MIXED_TINY = ["mixed.width_divisor=16", "mixed.epochs=2", "mixed.iterations_per_epoch=2",
+              "mixed.batches_per_iteration=2", "mixed.time_budget_s=none"]
+
+
+class KillAfterFirstEpoch(EventWriter):
+    """A client that stops the run when it sees ``stage``'s first epoch."""
+
+    def __init__(self, stage: str) -> None:
+        super().__init__()
+        self.stage = stage
+
+    def emit(self, event: str, stage: str | None = None, **fields):
+        record = super().emit(event, stage, **fields)
+        if event == "progress" and stage == self.stage and fields["done"] == 1:
+            raise KeyboardInterrupt
+        return record
+
+
+@pytest.mark.parametrize("mode", ["weak", "mixed"])
+def test_resume_after_interrupt_in_either_mode(mode: str, tiny_phantom: Path,
+                                               tmp_path: Path) -> None:
+    """Both modes are runs of one pipeline: the same manifest, refusals and resume checks,
+    checkpoint, events.jsonl."""
+    torch.set_num_threads(1)
+    cohort, run = discover_cohort(tiny_phantom), tmp_path / mode
+    stage = "classifier" if mode == "weak" else "mixed"
+
+    def start(mode: str = mode, resume: bool = False, events=None, *extra: str):
+        profile = tiny_profile(*MIXED_TINY, *extra)
+        if mode == "weak":
+            return train(cohort, run, profile, device="cpu", stages=["classifier"],
+                         resume=resume, events=events, show_progress=False)
+        return train_mixed_cohort(cohort, run, profile, full_cases=[cohort.names[0]],
+                                  device="cpu", resume=resume, events=events,
+                                  show_progress=False)
+
+    with pytest.raises(KeyboardInterrupt):
+        start(events=KillAfterFirstEpoch(stage))
+    assert Manifest.load(run).status(stage) == "failed"
+    assert (run / stage / "checkpoint.pt").is_file()
+    assert not (run / stage / "metrics.json").exists()      # written when the stage ends
+    with pytest.raises(InputError, match="already holds a run; pass --resume"):
+        start()
+    with pytest.raises(InputError, match="other settings.*data.trim"):
+        start(mode, True, None, "data.trim=9")
+    with pytest.raises(InputError, match=f"holds a --mode {mode} run"):
+        start("mixed" if mode == "weak" else "weak", True)
+
+    start(resume=True)
+    manifest = Manifest.load(run)
+    assert manifest.data["mode"] == mode and manifest.status(stage) == "done"
+    metrics = json.loads((run / stage / "metrics.json").read_text())
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2]       # epoch 1 was not redone
+    events = list(parse_events((run / "events.jsonl").read_text().splitlines(), strict=True))
+    ends = [e["status"] for e in events if e["event"] == "run_end"]
+    assert ends == ["failed", "done"]
+    assert any(e["event"] == "log" and "resuming after epoch 1" in e["message"] for e in events)

@@ -188,21 +188,13 @@ def cmd_evaluate(args: argparse.Namespace, events: EventWriter) -> int:
 
 
 def cmd_segment(args: argparse.Namespace, events: EventWriter) -> int:
-    from .inference.bundle import load_bundle
+    from .inference.bundle import default_method, load_bundle
     from .inference.segment import segment_cohort
 
-    from .inference.mixed_segment import is_mixed_run, load_mixed_bundle
-
-    if is_mixed_run(args.model):       # one network, one method: "mixed"
-        bundle = load_mixed_bundle(args.model, args.device)
-        methods = list(bundle.methods)
-    else:
-        from .inference.bundle import default_method
-
-        bundle = load_bundle(args.model, args.device)
-        requested = args.method or default_method(bundle)
-        methods = bundle.methods if requested == "all" else [
-            m.strip() for m in requested.split(",") if m.strip()]
+    bundle = load_bundle(args.model, args.device)    # a mixed run offers one method: "mixed"
+    requested = args.method or default_method(bundle)
+    methods = bundle.methods if requested == "all" else [
+        m.strip() for m in requested.split(",") if m.strip()]
     cohort = discover_cohort(args.input, aliases=_pairs(args.alias, "--alias"),
                              mapping=_pairs(args.map, "--map"))
     results = segment_cohort(bundle, cohort, args.out, methods, overwrite=args.overwrite,
@@ -253,7 +245,7 @@ def cmd_train(args: argparse.Namespace, events: EventWriter) -> int:
     except ValueError as err:
         raise InputError(None, str(err)) from None
     if args.mode == "mixed":            # seed 001: full masks + slice labels (issue 7)
-        from .mixed.train import train_mixed_cohort
+        from .pipeline import train_mixed_cohort
 
         if args.stages or args.val_cases:
             raise InputError(None, "--stages and --val-cases belong to --mode weak")

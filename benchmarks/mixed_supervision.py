@@ -44,7 +44,7 @@ def prepare(profile, show: bool = True):
     from WeakSegLib.data.preprocess import preprocess_case
     from WeakSegLib.data.reader import read_case
     from WeakSegLib.evaluation.metrics import tumour_slice_dice, volume_dice
-    from WeakSegLib.mixed.data import MixedSlices, case_rows
+    from WeakSegLib.data.mixed_slices import MixedSlices, case_rows
 
     cohort = discover_cohort(DATA)
     channels = cohort.common_modalities()
@@ -66,6 +66,53 @@ def prepare(profile, show: bool = True):
         if show:
             print(f"prepared {files.name}: {len(parts[-1]['labels'])} training slices", flush=True)
     return MixedSlices.concatenate(parts, cohort.names, channels), cases
+
+
+def train_mixed(data, run_dir: Path, profile, device: str = "cpu", show_progress: bool = False,
+                settings: dict | None = None):
+    """Stage ``mixed`` on prepared slices (the experiment picks which cases keep masks), or the
+    finished one in ``run_dir``; returns (model, metrics) as a namespace."""
+    from types import SimpleNamespace
+
+    from WeakSegLib.runtime import resolve_device
+    from WeakSegLib.stages.base import RunContext
+    from WeakSegLib.stages.mixed import MixedStage, load_mixed_model
+
+    metrics = run_dir / "mixed" / "metrics.json"
+    if not metrics.is_file():
+        ctx = RunContext(run_dir, profile, resolve_device(device), data,
+                         data.subset(np.arange(0)), show_progress=show_progress,
+                         settings=dict(settings or {}))
+        MixedStage().run(ctx)
+    return SimpleNamespace(model=load_mixed_model(run_dir),
+                           metrics=json.loads(metrics.read_text()))
+
+
+def predict_case(model, prep, patch: int, stride: int, threshold: float, device, runtime=None):
+    """(probabilities on the preprocessed grid, 0/1 labels on the original grid): the network
+    tiled over every slice as ``segment`` tiles it (benchmark-local: the cases are prepared)."""
+    import torch
+
+    from WeakSegLib.config import RuntimeConfig
+    from WeakSegLib.inference.patches import PatchGrid
+    from WeakSegLib.models.mixed_unet import tumour_probability
+    from WeakSegLib.runtime import autocast, batches, to_device
+
+    runtime = runtime or RuntimeConfig()
+    image = prep.image
+    grid = PatchGrid.cover((image.shape[0], *image.shape[-2:]), patch, stride)
+    tiles = grid.extract(image)
+    model.eval()
+    probs = []
+    with torch.no_grad():
+        for chunk in batches(np.arange(len(tiles)), 64):
+            with autocast(runtime, device):
+                logits = model(to_device(tiles[chunk], device, runtime))
+            probs.append(tumour_probability(logits).float().cpu().numpy())
+    maps = np.concatenate(probs) if probs else np.zeros((0, patch, patch), np.float32)
+    prob = grid.assemble(maps.reshape(len(tiles), patch, patch))
+    prob *= np.any(image != 0, axis=1)
+    return prob, prep.mapping.to_original(prob, kind="binary", threshold=threshold)
 
 
 def folds_of(names: list[str], n_folds: int, seed: int) -> list[tuple[list[str], list[str]]]:
@@ -111,8 +158,6 @@ def main() -> None:
     torch.set_num_threads(1)
     from WeakSegLib.config import apply_overrides, get_profile
     from WeakSegLib.evaluation.metrics import tumour_slice_dice, volume_dice
-    from WeakSegLib.mixed.infer import predict_case
-    from WeakSegLib.mixed.train import train_mixed
 
     started = time.monotonic()
     profile = apply_overrides(get_profile("fast"), [
@@ -133,7 +178,7 @@ def main() -> None:
                 run_dir = args.work / f"fold{f}_k{k}_{method}"
                 tic = time.monotonic()
                 run = train_mixed(subset, run_dir, setting_profile(profile, method), device="cpu",
-                                  resume=(run_dir / "manifest.json").is_file(), show_progress=False,
+                                  show_progress=False,
                                   settings={"fold": f, "k": k, "method": method, "full": full,
                                             "weak": [n for n in names if n not in full],
                                             "test": test})
@@ -212,8 +257,7 @@ def redraw(args: argparse.Namespace) -> None:
     from WeakSegLib.data.cohort import discover_cohort
     from WeakSegLib.data.preprocess import preprocess_case
     from WeakSegLib.data.reader import read_case
-    from WeakSegLib.mixed.infer import predict_case
-    from WeakSegLib.models.mixed_unet import load_mixed_model
+    from WeakSegLib.stages.mixed import load_mixed_model
 
     torch.set_num_threads(1)
     result = json.loads(args.result.read_text())
@@ -227,7 +271,7 @@ def redraw(args: argparse.Namespace) -> None:
     cases = {name: {"truth": truth, "z": z, "flair_slice": case.images["flair"][z]}}
     example = {}
     for method in ("standard", "mixed"):
-        model, _ = load_mixed_model(args.work / f"fold0_k{k}_{method}" / "mixed" / "model.pt")
+        model = load_mixed_model(args.work / f"fold0_k{k}_{method}")
         example[method] = predict_case(model, prep, profile.data.size, profile.inference.stride,
                                        profile.mixed.threshold, torch.device("cpu"))[1]
     figure(result, cases, result["folds"][0]["train_order"][:k], name, example,

@@ -12,7 +12,7 @@ from helpers import synthetic_arrays, write_volume
 from WeakSegLib.config import DataConfig
 from WeakSegLib.data.cohort import discover_cohort
 from WeakSegLib.data.errors import InputError
-from WeakSegLib.mixed.data import build_mixed_slices
+from WeakSegLib.data.mixed_slices import build_mixed_slices
 from WeakSegLib.mixed.records import (load_review_records, review_annotations,
                                       status_counts)
 

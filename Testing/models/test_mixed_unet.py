@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from WeakSegLib.models.mixed_unet import (SEED_001_FC_WIDTHS, ClassificationBranch, MixedUNet,
-                                          load_mixed_model, scaled_widths)
+                                          scaled_widths)
 from WeakSegLib.models.unet import UNet
-from WeakSegLib.models.weights import save_model
+from WeakSegLib.models.weights import load_model, save_model
 
 
 def test_fast_profile_model_shapes_and_widths() -> None:
@@ -60,9 +60,10 @@ def test_segmentation_path_is_the_unet(tmp_path: Path) -> None:
 def test_weights_round_trip_and_foreign_file(tmp_path: Path) -> None:
     model = MixedUNet(size=16, in_channels=2, width_divisor=16).eval()
     path = save_model(tmp_path / "model.pt", model, {"channels": ["flair", "t1"]})
-    loaded, meta = load_mixed_model(path)
+    loaded, meta = load_model(path, MixedUNet.architecture)
+    loaded.eval()
     x = torch.rand(2, 2, 16, 16)
     assert torch.equal(loaded(x), model(x)) and meta["arch_kwargs"]["width_divisor"] == 16
     other = save_model(tmp_path / "unet.pt", UNet(16, 1, width_divisor=16))
     with pytest.raises(ValueError, match="architecture is 'weakseg_unet', expected 'mixed_unet'"):
-        load_mixed_model(other)
+        load_model(other, MixedUNet.architecture)

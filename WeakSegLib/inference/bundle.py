@@ -1,7 +1,9 @@
 """A trained run folder opened for inference: its profile, channels and the networks it has.
 
 Which segmentation methods a bundle offers follows from the stages it finished, so a run
-stopped after the initial segmenter still segments (``initial``), just not ``combined``.
+stopped after the initial segmenter still segments (``initial``), just not ``combined``. A
+mixed-supervision run (``train --mode mixed``) is a bundle too: no classifier, no healthy
+variant, one segmenter and one method, "mixed".
 """
 from __future__ import annotations
 
@@ -16,9 +18,11 @@ from ..config import Profile, profile_from_dict
 from ..data.errors import InputError
 from ..data.slices import load_labels
 from ..manifest import Manifest
+from ..models.mixed_unet import TumourProbability
 from ..paths import DEFAULT_MODEL, default_model_dir  # noqa: F401 (re-exported)
 from ..stages.classifier import load_classifier
 from ..stages.converter import load_converter
+from ..stages.mixed import load_mixed_model
 from ..runtime import resolve_device
 from ..stages.run_folder import CLASSIFIER_SCORES, SLICE_CACHE
 from ..stages.segmenter import load_segmenter
@@ -34,12 +38,16 @@ METHOD_STAGES: dict[str, tuple[str, ...]] = {
     "self_trained": ("self_train",),
     "l1_baseline": (),
     "supervised_reference": ("supervised",),
+    "mixed": ("mixed",),
 }
 #: segmenter networks by stage name
-SEGMENTER_STAGES = ("segmenter", "under", "over", "seed_only", "self_train", "supervised")
+SEGMENTER_STAGES = ("segmenter", "under", "over", "seed_only", "self_train", "supervised",
+                    "mixed")
 #: methods whose network learned "empty" from healthy slices itself: the classifier does not
 #: gate them (the gate drops every tumour patch the classifier misses)
-UNGATED_METHODS = ("self_trained", "supervised_reference")
+UNGATED_METHODS = ("self_trained", "supervised_reference", "mixed")
+#: methods that need neither the classifier nor the converter (a mixed run has neither)
+STANDALONE_METHODS = ("mixed",)
 
 
 @dataclass
@@ -48,17 +56,20 @@ class Bundle:
     profile: Profile
     channels: list[str]
     device: torch.device
-    classifier: nn.Module
-    converter: nn.Module
+    classifier: nn.Module | None          # None: a mixed run (no classifier, no variant)
+    converter: nn.Module | None
     segmenters: dict[str, nn.Module] = field(default_factory=dict)
     split: dict[str, list[str]] = field(default_factory=dict)
-    gate: float = 0.5            # the classifier score below which a patch is empty
+    gate: float | None = 0.5     # the classifier score below which a patch is empty
+    threshold: float = 0.5       # probability → label
 
     @property
     def methods(self) -> list[str]:
         """Methods this bundle can segment with, in METHOD_STAGES order."""
+        weak = self.classifier is not None and self.converter is not None
         return [m for m, needs in METHOD_STAGES.items()
-                if all(s in self.segmenters for s in needs)]
+                if all(s in self.segmenters for s in needs)
+                and (weak or m in STANDALONE_METHODS)]
 
 
 def load_bundle(run_dir: str | Path, device: str = "auto") -> Bundle:
@@ -69,6 +80,8 @@ def load_bundle(run_dir: str | Path, device: str = "auto") -> Bundle:
         raise InputError(run_dir, "is not a WeakSeg model bundle (no manifest.json); give the "
                          "--out folder of `weakseg train`")
     manifest = Manifest.load(run_dir)
+    if manifest.data.get("mode") == "mixed":
+        return _load_mixed_bundle(run_dir, manifest, device)
     missing = [s for s in ("classifier", "converter") if manifest.status(s) != "done"]
     if missing:
         raise InputError(run_dir, f"the run has not finished {missing}; finish it with "
@@ -87,7 +100,28 @@ def load_bundle(run_dir: str | Path, device: str = "auto") -> Bundle:
         raise InputError(run_dir, str(error)) from None
     split = dict(manifest.data.get("split", {}))
     return Bundle(run_dir, profile, list(manifest.data["channels"]), torch_device, classifier,
-                  converter, segmenters, split, gate_threshold(run_dir, profile, split))
+                  converter, segmenters, split, gate_threshold(run_dir, profile, split),
+                  profile.inference.threshold)
+
+
+def _load_mixed_bundle(run_dir: Path, manifest: Manifest, device: str) -> Bundle:
+    """A mixed-supervision run: its U-Net as the segmenter ``mixed`` (tumour probability),
+    ungated, labelled at ``mixed.threshold``."""
+    if manifest.status("mixed") != "done":
+        raise InputError(run_dir, "the mixed-supervision run has not finished; finish it with "
+                         "`weakseg train --mode mixed --resume` first")
+    try:
+        profile = profile_from_dict(manifest.data["config"])
+    except (ValueError, TypeError) as error:
+        raise InputError(run_dir / "manifest.json", f"config cannot be read: {error}") from None
+    torch_device = resolve_device(device)
+    try:
+        model = TumourProbability(load_mixed_model(run_dir, torch_device)).eval()
+    except (ValueError, FileNotFoundError) as error:
+        raise InputError(run_dir, str(error)) from None
+    return Bundle(run_dir, profile, list(manifest.data["channels"]), torch_device, None, None,
+                  {"mixed": model}, dict(manifest.data.get("split", {})), None,
+                  profile.mixed.threshold)
 
 
 def gate_threshold(run_dir: Path, profile: Profile, split: dict[str, list[str]]) -> float:

@@ -16,7 +16,6 @@ from ..events import EventWriter
 from ..postprocess.ops import apply_ops, parse_ops
 from ..progress import track
 from .bundle import Bundle, check_methods
-from .mixed_segment import MixedBundle, segment_case_mixed
 from .outputs import case_outputs, refuse_existing, write_case
 from .volume import CaseSegmentation, segment_case
 
@@ -34,14 +33,14 @@ def postprocess_case(result: CaseSegmentation, ops: str, brain: np.ndarray) -> N
             result.difference[method] = np.where(empty, np.nan, result.difference[method])
 
 
-def resolve_postprocess(bundle: "Bundle | MixedBundle", ops: str | None) -> str | None:
+def resolve_postprocess(bundle: Bundle, ops: str | None) -> str | None:
     """None → the profile's default operations; "none" or "" → no post-processing."""
     if ops is None:
         ops = bundle.profile.inference.postprocess
     return None if not ops or ops.strip().lower() == "none" else ops
 
 
-def segment_cohort(bundle: Bundle | MixedBundle, cohort: Cohort, out_dir: Path | None,
+def segment_cohort(bundle: Bundle, cohort: Cohort, out_dir: Path | None,
                    methods: Sequence[str], overwrite: bool = False, postprocess: str | None = None,
                    events: EventWriter | None = None, show_progress: bool = True,
                    keep: bool = False) -> list[CaseSegmentation]:
@@ -50,8 +49,7 @@ def segment_cohort(bundle: Bundle | MixedBundle, cohort: Cohort, out_dir: Path |
     results (evaluation needs them); otherwise only the label maps are kept in memory."""
     events = events or EventWriter()
     postprocess = resolve_postprocess(bundle, postprocess)
-    mixed = isinstance(bundle, MixedBundle)
-    methods = list(bundle.methods) if mixed else check_methods(bundle, list(methods))
+    methods = check_methods(bundle, list(methods))
     if postprocess:
         try:
             parse_ops(postprocess)
@@ -67,8 +65,7 @@ def segment_cohort(bundle: Bundle | MixedBundle, cohort: Cohort, out_dir: Path |
     for files in track(cohort.cases, "segment", events=events, stage="segment",
                        unit="case", show=show_progress):
         case = read_case(files)
-        result = segment_case_mixed(bundle, case) if mixed else segment_case(bundle, case,
-                                                                              methods)
+        result = segment_case(bundle, case, methods)
         if postprocess:
             postprocess_case(result, postprocess, case.brain)
         if out_dir is not None:
@@ -88,7 +85,7 @@ def segment_cohort(bundle: Bundle | MixedBundle, cohort: Cohort, out_dir: Path |
 PROVENANCE = "weakseg_segment.json"
 
 
-def write_provenance(out_dir: Path, bundle: "Bundle | MixedBundle", methods: Sequence[str],
+def write_provenance(out_dir: Path, bundle: Bundle, methods: Sequence[str],
                      postprocess: str | None, cases: list[str], started: float) -> Path:
     """Append this invocation to ``OUT/weakseg_segment.json``: which run (and the hash of its
     manifest), methods, post-processing, gate, review settings, versions and time — the
@@ -104,7 +101,7 @@ def write_provenance(out_dir: Path, bundle: "Bundle | MixedBundle", methods: Seq
     record = {"run": str(Path(bundle.run_dir).resolve()),
               "manifest_sha256": file_hash(Path(bundle.run_dir) / NAME),
               "methods": list(methods), "postprocess": postprocess,
-              "gate": getattr(bundle, "gate", None),
+              "gate": bundle.gate,
               "review_scores": list(bundle.profile.inference.review_scores),
               "review_threshold": bundle.profile.inference.review_threshold,
               "channels": list(bundle.channels), "device": str(bundle.device),

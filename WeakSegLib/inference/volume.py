@@ -4,6 +4,9 @@ Per patch: classifier score c, the segmenters' S, the healthy variant v and the 
 weight w = classifier(x·(1 − (S_under > 0.5))). Each method's patch maps are gated by c and
 averaged over overlapping patches on the preprocessed grid, then returned to the input grid.
 ``l1_baseline`` is |FLAIR − v| with a 5×5×5 median and a threshold (seed 000 Table 5).
+A bundle without a classifier and converter (a mixed-supervision run) has no score, gate or
+variant: its slice score is its highest tumour probability on the slice, and its slices get no
+difference score.
 """
 from __future__ import annotations
 
@@ -70,7 +73,7 @@ def _patch_outputs(bundle: Bundle, patches: np.ndarray, flair_channel: int, batc
                    progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
     """Per patch: score, w, variant and each segmenter's S (all float32 numpy)."""
     runtime, device = bundle.profile.runtime, bundle.device
-    threshold = bundle.profile.inference.threshold
+    threshold = bundle.profile.inference.threshold       # w: a weak bundle's (under) only
     flipped = set(bundle.profile.inference.test_time_flips)
     out: dict[str, list[np.ndarray]] = {}
 
@@ -80,8 +83,11 @@ def _patch_outputs(bundle: Bundle, patches: np.ndarray, flair_channel: int, batc
 
     for rows in batches(np.arange(len(patches)), batch_size):
         x = to_device(patches[rows], device, runtime)
-        parts = {"score": torch.sigmoid(run(bundle.classifier, x)).reshape(-1),
-                 "variant": run(bundle.converter, x[:, flair_channel:flair_channel + 1])[:, 0]}
+        parts = {}
+        if bundle.classifier is not None:
+            parts["score"] = torch.sigmoid(run(bundle.classifier, x)).reshape(-1)
+        if bundle.converter is not None:
+            parts["variant"] = run(bundle.converter, x[:, flair_channel:flair_channel + 1])[:, 0]
         for name, model in bundle.segmenters.items():
             S = run(model, x)
             if name in flipped:     # test-time flips: mean over the four in-plane flips
@@ -110,6 +116,8 @@ def _method_maps(outputs: dict[str, np.ndarray], methods: list[str]) -> dict[str
             maps[method] = outputs["self_train"]
         elif method == "supervised_reference":
             maps[method] = outputs["supervised"]
+        elif method == "mixed":
+            maps[method] = outputs["mixed"]
         elif method == "combined":
             maps[method] = combine(outputs["under"], outputs["over"], outputs["w"])
         elif method == "combined_score_weight":
@@ -133,8 +141,10 @@ def segment_case(bundle: Bundle, case: CaseVolumes, methods: list[str],
     outputs = _patch_outputs(bundle, grid.extract(prep.image), flair_channel, batch_size,
                              progress)
     flair = prep.image[:, flair_channel]
-    variant = grid.assemble(outputs["variant"]) if len(grid) else flair.copy()
+    has_variant = "variant" in outputs
+    variant = grid.assemble(outputs["variant"]) if len(grid) and has_variant else flair.copy()
     variant = np.where(brain, variant, flair)
+    threshold = bundle.threshold
     probabilities, labels, difference, review_labels = {}, {}, {}, {}
     extra_methods = [m for m in REVIEW_OTHERS if m in bundle.methods and m not in methods]
     for method, maps in _method_maps(outputs, [*methods, *extra_methods]).items():
@@ -143,21 +153,27 @@ def segment_case(bundle: Bundle, case: CaseVolumes, methods: list[str],
                                                                 bundle.gate)
             review_labels[method] = prep.mapping.to_original(
                 np.where(brain, grid.assemble(gated), 0).astype(np.float32), kind="binary",
-                threshold=cfg.inference.threshold)
+                threshold=threshold)
             continue
         gated = maps if method in UNGATED_METHODS else gate(maps, outputs["score"], bundle.gate)
         probability = np.where(brain, grid.assemble(gated), 0).astype(np.float32)
         probabilities[method] = probability
-        segmented = probability > cfg.inference.threshold
+        segmented = probability > threshold
         labels[method] = prep.mapping.to_original(probability, kind="binary",
-                                                  threshold=cfg.inference.threshold)
-        difference[method] = difference_scores(flair, variant, segmented)
+                                                  threshold=threshold)
+        difference[method] = difference_scores(flair, variant, segmented) if has_variant \
+            else np.full(len(probability), np.nan, np.float32)
     if "l1_baseline" in methods:
         labels["l1_baseline"] = l1_baseline(flair, variant, prep.mapping, case.brain,
                                              cfg.baseline.l1_median, cfg.baseline.l1_threshold)
     result = CaseSegmentation(case.name, case.geometry, prep.mapping, labels, probabilities,
                               np.zeros(0, np.float32), {}, flair, variant)
-    result.slice_scores = result.to_input_slices(grid.per_slice_max(outputs["score"]), 0.0)
+    if "score" in outputs:
+        per_slice = grid.per_slice_max(outputs["score"])
+    else:       # no classifier: the method's highest probability on the slice
+        first = probabilities[methods[0]] if methods else np.zeros((depth, 1), np.float32)
+        per_slice = first.reshape(depth, -1).max(axis=1, initial=0.0)
+    result.slice_scores = result.to_input_slices(per_slice, 0.0)
     result.difference = {m: result.to_input_slices(d, np.nan) for m, d in difference.items()}
     result.review_labels = review_labels
     result.seconds = time.monotonic() - started

@@ -10,7 +10,6 @@ input of FC6. Widths are the authors' published 300, 250, 200, 150, 100, 50, 2; 
 """
 from __future__ import annotations
 
-import os
 from typing import Any, NamedTuple, Sequence
 
 import torch
@@ -18,7 +17,6 @@ from torch import nn
 
 from .dcgan import BLOCKS
 from .unet import UNet
-from .weights import load_model_state
 
 ARCHITECTURE = "mixed_unet"
 SEED_001_FC_WIDTHS = (300, 250, 200, 150, 100, 50, 2)
@@ -115,13 +113,13 @@ def tumour_probability(logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits.float(), dim=1)[:, 1]
 
 
-def load_mixed_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
-                     ) -> tuple[MixedUNet, dict[str, Any]]:
-    """Read a ``model.pt`` written by ``train_mixed`` (weights-only loading, metadata checked)."""
-    state, meta = load_model_state(path, ARCHITECTURE)
-    try:
-        model = MixedUNet(**meta["arch_kwargs"])
-        model.load_state_dict(state)
-    except (TypeError, RuntimeError, ValueError) as exc:
-        raise ValueError(f"{path}: weights do not fit the recorded architecture: {exc}") from None
-    return model.to(device).eval(), meta
+class TumourProbability(nn.Module):
+    """A mixed U-Net as a segmenter: ``[B, C, S, S]`` → tumour probability ``[B, 1, S, S]``,
+    the output every other segmenter network gives, so inference tiles it like them."""
+
+    def __init__(self, model: MixedUNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return tumour_probability(self.model(x))[:, None]

@@ -17,6 +17,7 @@ from torch import nn
 
 from .classifier import VGG16BNClassifier
 from .dcgan import Discriminator, Generator
+from .mixed_unet import MixedUNet
 from .unet import UNet
 
 FORMAT = "weakseg-model"
@@ -28,6 +29,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     Generator.architecture: Generator,
     Discriminator.architecture: Discriminator,
     UNet.architecture: UNet,
+    MixedUNet.architecture: MixedUNet,
 }
 
 _PLAIN = (str, int, float, bool, type(None))
@@ -147,6 +149,6 @@ def load_model(path: str | os.PathLike[str], expected_architecture: str,
     try:
         model = build_model(expected_architecture, meta["arch_kwargs"])
         model.load_state_dict(state)
-    except (TypeError, RuntimeError) as exc:
+    except (TypeError, RuntimeError, ValueError) as exc:
         raise ValueError(f"{path}: weights do not fit the recorded architecture: {exc}") from None
     return model.to(device), meta

@@ -29,6 +29,7 @@ class RunContext:
     events: EventWriter = field(default_factory=EventWriter)
     dist: DistInfo = field(default_factory=DistInfo)
     show_progress: bool = True
+    settings: dict[str, Any] = field(default_factory=dict)   # the run's recorded inputs
 
     def stage_dir(self, name: str) -> Path:
         path = self.run_dir / name
@@ -56,6 +57,7 @@ class Stage(ABC):
     name: ClassVar[str]
     requires: ClassVar[tuple[str, ...]] = ()
     config_section: ClassVar[str]          # the Profile field that configures this stage
+    mode: ClassVar[str] = "weak"           # the kind of run it belongs to: "weak" or "mixed"
 
     @abstractmethod
     def run(self, ctx: RunContext) -> list[Path]:

@@ -17,6 +17,7 @@ METRICS = "metrics.json"
 PROBABILITIES = "probabilities.npz"
 CLASSIFIER_SCORES = "classifier/scores.npz"
 SLICE_CACHE = "data/slices.npz"
+MIXED_SLICE_CACHE = "data/mixed_slices.npz"     # a mixed-supervision run's slices (with masks)
 SEEDS, VARIANTS, REFINEMENT = "seeds", "variants", "refinement"
 
 

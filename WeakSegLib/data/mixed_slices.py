@@ -9,17 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Collection, Mapping
+from typing import Any, Callable, Collection, Mapping
 
 import numpy as np
 
 from ..config import DataConfig
-from ..data.cohort import Cohort
-from ..data.errors import InputError
-from ..data.labels import labels_from_mask
-from ..data.preprocess import PreprocessedCase, crop_or_pad, training_slices
-from ..data.slices import SliceLabels, SliceSet
-from .records import ReviewedSlices
+from .cohort import Cohort
+from .errors import InputError
+from .labels import labels_from_mask
+from .preprocess import PreprocessedCase, crop_or_pad, training_slices
+from .slices import SliceLabels, SliceSet
 
 
 @dataclass
@@ -114,15 +113,16 @@ def case_rows(prep: PreprocessedCase, cfg: DataConfig, number: int, labels: np.n
 
 def build_mixed_slices(cohort: Cohort, cfg: DataConfig, channels: list[str],
                        full_cases: Collection[str] = (),
-                       reviews: Mapping[str, ReviewedSlices] | None = None,
+                       reviews: Mapping[str, Any] | None = None,
                        labels: SliceLabels | None = None, seed: int = 0,
                        progress: Callable | None = None) -> MixedSlices:
     """Read and preprocess every case; masks of ``full_cases`` and reviewed slices are targets.
 
-    Slice labels come from ``labels``, else from the case's mask; a case with neither
-    contributes only its reviewed (accepted/corrected) slices."""
-    from ..data.preprocess import preprocess_case
-    from ..data.reader import read_case
+    ``reviews``: case → its review outcome (``mixed.records.ReviewedSlices``: ``mask`` and
+    ``annotated`` on the original grid). Slice labels come from ``labels``, else from the case's
+    mask; a case with neither contributes only its reviewed (accepted/corrected) slices."""
+    from .preprocess import preprocess_case
+    from .reader import read_case
 
     reviews = reviews or {}
     unknown = [c for c in full_cases if c not in cohort.names]
