@@ -136,6 +136,9 @@ class SelfTrainConfig:
     # so one collapsed segmenter (the under-segmenter on fold 0 of the 8-case CV) cannot empty it
     sources: tuple[str, ...] = ("segmenter", "under", "over", "seed_only")
     threshold: float = 0.5
+    # a source segmenting fewer of the training tumour slices than this has collapsed to
+    # "empty" and is left out of the mean (it would veto every pseudo-mask)
+    min_segmented_fraction: float = 0.1
     min_pseudo_px: int = 10             # tumour slices with a smaller pseudo-mask are left out
     dice_weight: float = 1.0            # loss = BCE + dice_weight · soft Dice (MONAI)
     epochs: int = 100
@@ -192,8 +195,7 @@ class InferenceConfig:
     # chosen by the AUROC for "slice Dice < 0.5" on the CV's held-out patients
     # (benchmarks/review_priority.py); flagged = priority ≥ review_threshold, set so that about
     # 10 % of the segmented slices of those patients were flagged.
-    review_scores: tuple[str, ...] = ("disagreement", "classifier_conflict", "continuity",
-                                      "small_area")
+    review_scores: tuple[str, ...] = ("disagreement", "classifier_conflict", "continuity")
     review_threshold: float = 0.5
     # Segmenter networks (stage names) whose S is averaged over the four in-plane flips at
     # inference (4× their cost). The networks trained with flips (all of them) should agree with

@@ -55,6 +55,7 @@ def main() -> None:
     parser.add_argument("--method", default="self_trained_pp")
     parser.add_argument("--result", type=Path, default=RESULTS / "review_priority.json")
     args = parser.parse_args()
+    from WeakSegLib.config import get_profile
     from WeakSegLib.inference.review import CANDIDATES, candidate_scores
     from WeakSegLib.evaluation.review import auroc_for_bad, review_curves
 
@@ -62,6 +63,8 @@ def main() -> None:
     fold_of = {case: int(k) for k, f in folds.items() for case in f["test"]}
     cases = sorted(fold_of)
     counts, per_score = [], {}
+    default = get_profile("fast").inference.review_scores
+    default_name = "+".join(n for n in CANDIDATES if n in default)
     combos = [c for r in range(2, len(CANDIDATES) + 1)
               for c in itertools.combinations(CANDIDATES, r)]
     for case in cases:
@@ -74,6 +77,15 @@ def main() -> None:
             per_score.setdefault("+".join(combo), []).append(
                 np.mean([scores[n] for n in combo], axis=0))
     result = review_curves(counts, per_score)
+    # the flag threshold: the default priority's 90th percentile over the segmented slices of
+    # the held-out patients, so that about 10 % of them are flagged
+    priority = np.concatenate(per_score[default_name])
+    segmented = np.concatenate([c.predicted > 0 for c in counts])
+    threshold = float(np.quantile(priority[segmented], 0.9))
+    result["default_scores"] = list(default)
+    result["flag_threshold_for_10_percent"] = threshold
+    result["flagged_fraction_at_config_threshold"] = float(
+        (priority[segmented] >= get_profile("fast").inference.review_threshold).mean())
     by_fold = {}
     for name, values in per_score.items():
         by_fold[name] = [auroc_for_bad([c for c, case in zip(counts, cases) if fold_of[case] == k],
@@ -84,6 +96,9 @@ def main() -> None:
     args.result.parent.mkdir(parents=True, exist_ok=True)
     args.result.write_text(json.dumps(result, indent=2))
     ranked = sorted(per_score, key=lambda n: -np.nan_to_num(result["auroc"][n]))
+    print(f"default priority {default_name}: threshold for 10 % of segmented slices "
+          f"{threshold:.3f}; at the config's threshold "
+          f"{result['flagged_fraction_at_config_threshold']:.1%} are flagged")
     print(f"method {args.method}: {result['n_judged_slices']} judged slices, "
           f"{result['n_bad_slices']} bad, {len(cases)} patients")
     print(f"{'score':<70} AUROC  folds(min-max)  gain@10%  area")

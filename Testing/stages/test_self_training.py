@@ -37,8 +37,11 @@ def test_pseudo_masks_are_empty_on_healthy_slices_and_skip_empty_tumour_slices(
     S[2, 5:15, 5:15] = 0.9          # healthy slice the segmenter lit up: forced empty
     (tmp_path / "segmenter").mkdir()
     np.savez(tmp_path / "segmenter" / "probabilities.npz", train=S, val=S[:0])
-    masks, rows, used = pseudo_masks(ctx, SelfTrainConfig(sources=("segmenter", "under")))
-    assert used == ["segmenter"]
+    (tmp_path / "seed_only").mkdir()          # a collapsed segmenter: empty everywhere
+    np.savez(tmp_path / "seed_only" / "probabilities.npz", train=S * 0, val=S[:0])
+    masks, rows, used = pseudo_masks(ctx, SelfTrainConfig(sources=("segmenter", "under",
+                                                                   "seed_only")))
+    assert used == ["segmenter"]               # seed_only left out, under absent
     assert masks[0].sum() == 100 and not masks[2].any()
     assert rows.tolist() == [0, 2, 3]               # slice 1: tumour without pseudo-mask, left out
 

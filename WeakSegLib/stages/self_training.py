@@ -44,17 +44,29 @@ def mask_loss(S: torch.Tensor, target: torch.Tensor, dice_weight: float
 
 def pseudo_masks(ctx: RunContext, cfg: SelfTrainConfig) -> tuple[np.ndarray, np.ndarray, list]:
     """(masks (N, S, S) bool, usable rows, the sources used) for the training slices."""
-    used, maps = [], []
+    used, maps, collapsed = [], [], []
+    tumour = ctx.train.labels == 1
     for name in cfg.sources:
         path = ctx.run_dir / name / "probabilities.npz"
-        if path.is_file():
-            used.append(name)
-            maps.append(load_probabilities(ctx.run_dir, name)["train"])
+        if not path.is_file():
+            continue
+        S = load_probabilities(ctx.run_dir, name)["train"]
+        # a segmenter that collapsed to "empty" (fold 3 of the CV: initial and seed_only
+        # segmented nothing) would veto every pseudo-mask in the mean; it is left out
+        segments = (S[tumour] > cfg.threshold).reshape(int(tumour.sum()), -1).any(axis=1)
+        if tumour.any() and segments.mean() < cfg.min_segmented_fraction:
+            collapsed.append(name)
+            continue
+        used.append(name)
+        maps.append(S)
+    if collapsed:
+        ctx.events.log(f"self-training: {', '.join(collapsed)} segment(s) fewer than "
+                       f"{cfg.min_segmented_fraction:.0%} of the tumour slices and are left out "
+                       "of the pseudo-masks", "warning", "self_train")
     if not maps:
         raise InputError(ctx.run_dir, f"self-training needs S of one of {list(cfg.sources)}; "
-                         "none of those stages has finished")
+                         "none of those stages has finished with a segmentation")
     masks = np.mean(maps, axis=0) > cfg.threshold
-    tumour = ctx.train.labels == 1
     masks[~tumour] = False
     big_enough = masks.reshape(len(masks), -1).sum(1) >= cfg.min_pseudo_px
     rows = np.flatnonzero(~tumour | big_enough)
