@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--tag", required=True)
     parser.add_argument("--set", action="append", default=[], metavar="inference.FIELD=VALUE")
     parser.add_argument("--methods", default="self_trained,self_trained_pp")
+    parser.add_argument("--folds", help="comma-separated fold numbers (default: all)")
     args = parser.parse_args()
     from WeakSegLib.config import apply_overrides
     from WeakSegLib.data.cohort import discover_cohort
@@ -42,7 +43,10 @@ def main() -> None:
     cohort = discover_cohort(DATA)
     methods = [m.strip() for m in args.methods.split(",")]
     before, after = {}, {}
+    wanted = set(args.folds.split(",")) if args.folds else set(folds)
     for k, fold in sorted(folds.items()):
+        if k not in wanted:
+            continue
         bundle = load_bundle(args.work / f"fold{k}" / "run", "cpu")
         bundle.profile = apply_overrides(bundle.profile, args.set)
         report = evaluate_model(bundle, cohort.select(fold["test"]),
