@@ -57,6 +57,7 @@ def _review(controller: PanelController, scene, reference, with_segmentation=Tru
     rows = rows or [ReviewRow(2, 0.9, 0.1, review_priority=0.9),
                     ReviewRow(3, 0.8, 0.5, review_priority=0.45),
                     ReviewRow(4, 0.2, None, review_priority=0.2)]
+    controller.update(threshold=0.5)            # fixed here, whatever config's default is
     controller.review = ReviewSession(rows, controller.params.threshold, case="caseA")
     table = logic.review_table(scene, controller.review)
     changes = {"review_table": table, "reference": reference}
@@ -142,6 +143,7 @@ def test_review_table_and_threshold_need_rows(controller, scene, case) -> None:
 def test_next_flagged_needs_a_flagged_slice_still_to_review(controller, scene, case) -> None:
     assert not controller.enabled()["nextFlaggedButton"]            # no review yet
     _review(controller, scene, case["flair"])
+    controller.set_threshold(0.5)                                   # not the config's default
     assert controller.enabled()["nextFlaggedButton"]                # slice 2 is flagged
     controller.select_row(0)
     controller.accept()
