@@ -262,10 +262,11 @@ def test_segment_review_and_export_end_to_end(scene, tiny_run, tiny_flair_t1_pha
     seg_path, nifti, csv_path, json_path = (controller.export_segmentation(),
                                             controller.export_labelmap(),
                                             controller.export_csv(), controller.export_json())
-    with csv_path.open() as handle:
-        exported = list(csv.DictReader(handle))
-    assert exported[first]["status"] == ACCEPTED and exported[first]["who"] == "dr who"
-    assert exported[second]["status"] == REJECTED and exported[second]["when"]
+    with csv_path.open() as handle:          # the export is in slice order, the table in
+        exported = {int(r["slice"]): r for r in csv.DictReader(handle)}   # priority order
+    accepted, rejected = exported[rows[first]["slice"]], exported[rows[second]["slice"]]
+    assert accepted["status"] == ACCEPTED and accepted["who"] == "dr who"
+    assert rejected["status"] == REJECTED and rejected["when"]
     records = json.loads(json_path.read_text())["records"]
     assert [(r["slice"], r["status"], r["who"]) for r in records] == [
         (rows[first]["slice"], ACCEPTED, "dr who"), (rows[second]["slice"], REJECTED, "dr who")]
