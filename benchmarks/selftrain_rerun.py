@@ -60,9 +60,12 @@ def main() -> None:
         if k in args.folds.split(","):
             copy = args.work / f"fold{k}" / f"run_{args.tag}"
             if not copy.exists():
-                shutil.copytree(run, copy, ignore=shutil.ignore_patterns("self_train"))
+                # the supervised reference shares the selftrain settings: left out of the copy
+                shutil.copytree(run, copy, ignore=shutil.ignore_patterns("self_train",
+                                                                         "supervised"))
                 data_manifest = json.loads((copy / "manifest.json").read_text())
-                data_manifest["stages"].pop("self_train", None)
+                for stage in ("self_train", "supervised"):
+                    data_manifest["stages"].pop(stage, None)
                 (copy / "manifest.json").write_text(json.dumps(data_manifest, indent=2))
             train(cohort.select(fold["train"] + fold["inner_val"]), copy, profile, device="cpu",
                   resume=True, stages=["self_train"], val_cases=fold["inner_val"])
