@@ -20,6 +20,18 @@ def _require(path: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread: on the shared 2-core machine two threads made the tiny mixed-
+    supervision runs ~6× slower (contention); one is what the benchmarks use too."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def brats_sample() -> Path:
     return _require(BRATS_SAMPLE)

@@ -1,16 +1,9 @@
-"""Mixed-supervision tests run torch on one thread: on the shared 2-core machine two threads
-made the tiny end-to-end runs ~6× slower (contention), one is what the benchmarks use too."""
+"""Mixed-supervision tests run torch on one thread (the shared ``one_torch_thread`` fixture)."""
 from __future__ import annotations
 
-from typing import Iterator
-
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread) -> None:
+    """Every test of this folder."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -24,15 +23,7 @@ TINY = ["data.size=16", "data.inplane_scale=1.0", "data.trim=2", "mixed.width_di
         "mixed.time_budget_s=none", "runtime.channels_last=false"]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """One torch thread, as in Testing/mixed (two were ~6x slower on the shared 2-core box)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")     # as in Testing/mixed
 
 
 def tiny_profile():

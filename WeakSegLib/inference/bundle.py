@@ -86,11 +86,7 @@ def load_bundle(run_dir: str | Path, device: str = "auto") -> Bundle:
     if missing:
         raise InputError(run_dir, f"the run has not finished {missing}; finish it with "
                          "`weakseg train --resume` first")
-    try:
-        profile = profile_from_dict(manifest.data["config"])
-    except (ValueError, TypeError) as error:
-        raise InputError(run_dir / "manifest.json", f"config cannot be read: {error}") from None
-    torch_device = resolve_device(device)
+    profile, torch_device = _profile_and_device(run_dir, manifest, device)
     try:
         classifier = load_classifier(run_dir, torch_device)
         converter = load_converter(run_dir, torch_device)
@@ -104,17 +100,24 @@ def load_bundle(run_dir: str | Path, device: str = "auto") -> Bundle:
                   profile.inference.threshold)
 
 
+def _profile_and_device(run_dir: Path, manifest: Manifest, device: str
+                        ) -> tuple[Profile, torch.device]:
+    """The run's recorded profile (an unreadable config is an InputError naming the manifest)
+    and the torch device for ``device``."""
+    try:
+        profile = profile_from_dict(manifest.data["config"])
+    except (ValueError, TypeError) as error:
+        raise InputError(run_dir / "manifest.json", f"config cannot be read: {error}") from None
+    return profile, resolve_device(device)
+
+
 def _load_mixed_bundle(run_dir: Path, manifest: Manifest, device: str) -> Bundle:
     """A mixed-supervision run: its U-Net as the segmenter ``mixed`` (tumour probability),
     ungated, labelled at ``mixed.threshold``."""
     if manifest.status("mixed") != "done":
         raise InputError(run_dir, "the mixed-supervision run has not finished; finish it with "
                          "`weakseg train --mode mixed --resume` first")
-    try:
-        profile = profile_from_dict(manifest.data["config"])
-    except (ValueError, TypeError) as error:
-        raise InputError(run_dir / "manifest.json", f"config cannot be read: {error}") from None
-    torch_device = resolve_device(device)
+    profile, torch_device = _profile_and_device(run_dir, manifest, device)
     try:
         model = TumourProbability(load_mixed_model(run_dir, torch_device)).eval()
     except (ValueError, FileNotFoundError) as error:

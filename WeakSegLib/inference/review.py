@@ -28,6 +28,8 @@ import numpy as np
 #: every candidate score, in the order of the evaluation's tables
 CANDIDATES = ("difference", "disagreement", "disagreement_voxels", "classifier_conflict",
               "continuity", "small_area")
+#: the candidates that compare the default segmentation with the other segmenters
+AGREEMENT_SCORES = ("disagreement", "disagreement_voxels")
 #: the segmenters whose agreement with the default method is ``disagreement``'s input
 REVIEW_OTHERS = ("initial", "under", "over", "seed_only", "self_trained", "combined")
 

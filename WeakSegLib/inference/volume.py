@@ -24,7 +24,7 @@ from ..runtime import autocast, batches, to_device
 from .bundle import UNGATED_METHODS, Bundle
 from .combine import combine, difference_scores, gate
 from .patches import PatchGrid, patch_geometry
-from .review import REVIEW_OTHERS, SliceStats, review_priority, slice_stats
+from .review import AGREEMENT_SCORES, REVIEW_OTHERS, SliceStats, review_priority, slice_stats
 
 
 @dataclass
@@ -146,7 +146,11 @@ def segment_case(bundle: Bundle, case: CaseVolumes, methods: list[str],
     variant = np.where(brain, variant, flair)
     threshold = bundle.threshold
     probabilities, labels, difference, review_labels = {}, {}, {}, {}
-    extra_methods = [m for m in REVIEW_OTHERS if m in bundle.methods and m not in methods]
+    # other methods' label maps only when the review priority reads them (disagreement);
+    # evaluate asks for every method anyway
+    needs_others = any(n in AGREEMENT_SCORES for n in cfg.inference.review_scores)
+    extra_methods = [m for m in REVIEW_OTHERS if m in bundle.methods and m not in methods] \
+        if needs_others else []
     for method, maps in _method_maps(outputs, [*methods, *extra_methods]).items():
         if method in extra_methods:
             gated = maps if method in UNGATED_METHODS else gate(maps, outputs["score"],
