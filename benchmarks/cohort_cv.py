@@ -36,16 +36,18 @@ N_FOLDS, N_INNER_VAL, SPLIT_SEED = 5, 3, 2018
 N_BOOTSTRAP = 10_000
 
 
-def make_folds(names: list[str]) -> list[dict[str, list[str]]]:
-    """A seeded permutation of the patients cut into N_FOLDS folds; per fold 3 of the training
-    patients are the inner validation set (model selection and the gate never see the test)."""
+def make_folds(names: list[str], n_folds: int = N_FOLDS, n_inner_val: int = N_INNER_VAL
+               ) -> list[dict[str, list[str]]]:
+    """A seeded permutation of the patients cut into ``n_folds`` folds; per fold
+    ``n_inner_val`` of the training patients are the inner validation set (model selection and
+    the gate never see the test)."""
     order = [names[i] for i in np.random.default_rng(SPLIT_SEED).permutation(len(names))]
-    size = len(names) // N_FOLDS
+    size = len(names) // n_folds
     folds = []
-    for k in range(N_FOLDS):
+    for k in range(n_folds):
         test = sorted(order[k * size:(k + 1) * size])
         rest = [n for n in order if n not in test]
-        inner = sorted(rest[:N_INNER_VAL])
+        inner = sorted(rest[:n_inner_val])
         folds.append({"test": test, "inner_val": inner,
                       "train": sorted(n for n in rest if n not in inner)})
     return folds
@@ -100,7 +102,7 @@ def difference_map_auc(case, result, rng: np.random.Generator, n: int = 200_000)
     return float(roc_auc_score(truth, difference.ravel()[pick]))
 
 
-def run_fold(k: int, fold: dict, work: Path, overrides: list[str]) -> dict:
+def run_fold(k: int, fold: dict, work: Path, overrides: list[str], data: Path = DATA) -> dict:
     from WeakSegLib.config import apply_overrides, get_profile
     from WeakSegLib.data.cohort import discover_cohort
     from WeakSegLib.events import EventWriter
@@ -109,7 +111,7 @@ def run_fold(k: int, fold: dict, work: Path, overrides: list[str]) -> dict:
     from WeakSegLib.manifest import Manifest
     from WeakSegLib.pipeline import DEFAULT_STAGES, train
 
-    cohort = discover_cohort(DATA)
+    cohort = discover_cohort(data)
     training = cohort.select(fold["train"] + fold["inner_val"])
     run_dir, report_dir = work / f"fold{k}" / "run", work / f"fold{k}" / "report"
     profile = apply_overrides(get_profile("fast"), overrides)
@@ -271,7 +273,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, required=True)
-    parser.add_argument("--folds", default=",".join(str(k) for k in range(N_FOLDS)))
+    parser.add_argument("--data", type=Path, default=DATA, help="cohort folder (brats2018-multimodal)")
+    parser.add_argument("--n-folds", type=int, default=N_FOLDS)
+    parser.add_argument("--n-inner-val", type=int, default=N_INNER_VAL)
+    parser.add_argument("--folds", default=None, help="comma-separated folds to run (all)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE")
     parser.add_argument("--result", type=Path, default=RESULTS / "cohort_cv.json")
     parser.add_argument("--default-method", default="self_trained")
@@ -283,18 +288,19 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     from WeakSegLib.data.cohort import discover_cohort
 
-    if not DATA.is_dir():
-        sys.exit(f"cohort_cv: {DATA} not found (../shared/data beside the repository)")
-    folds = make_folds(discover_cohort(DATA).names)
+    if not args.data.is_dir():
+        sys.exit(f"cohort_cv: {args.data} not found (../shared/data beside the repository)")
+    folds = make_folds(discover_cohort(args.data).names, args.n_folds, args.n_inner_val)
+    args.folds = args.folds or ",".join(str(k) for k in range(args.n_folds))
     done_path = args.work / "folds.json"
     args.work.mkdir(parents=True, exist_ok=True)
     done = json.loads(done_path.read_text()) if done_path.is_file() else {}
     for k in (int(k) for k in args.folds.split(",")):
         if str(k) not in done:
-            done[str(k)] = run_fold(k, folds[k], args.work, args.set)
+            done[str(k)] = run_fold(k, folds[k], args.work, args.set, args.data)
             done_path.write_text(json.dumps(done, indent=2, default=float))
     folds_done = [done[k] for k in sorted(done)]
-    result = {"machine": describe_machine(), "data": str(DATA), "overrides": args.set,
+    result = {"machine": describe_machine(), "data": str(args.data), "overrides": args.set,
               "default_method": args.default_method, "folds": folds_done,
               "summary": summarise(folds_done)}
     args.result.parent.mkdir(parents=True, exist_ok=True)

@@ -56,15 +56,16 @@ def main() -> None:
     parser.add_argument("--result", type=Path, default=RESULTS / "review_priority.json")
     args = parser.parse_args()
     from WeakSegLib.config import get_profile
-    from WeakSegLib.inference.review import CANDIDATES, candidate_scores
+    from WeakSegLib.inference.review import CANDIDATES, candidate_scores, review_priority
     from WeakSegLib.evaluation.review import auroc_for_bad, review_curves
 
     folds = json.loads((args.work / "folds.json").read_text())
     fold_of = {case: int(k) for k, f in folds.items() for case in f["test"]}
     cases = sorted(fold_of)
     counts, per_score = [], {}
-    default = get_profile("fast").inference.review_scores
-    default_name = "+".join(n for n in CANDIDATES if n in default)
+    inference = get_profile("fast").inference
+    default = inference.review_scores
+    default_name = "review_priority"          # the config's: mean × extent weight
     combos = [c for r in range(2, len(CANDIDATES) + 1)
               for c in itertools.combinations(CANDIDATES, r)]
     for case in cases:
@@ -76,6 +77,11 @@ def main() -> None:
         for combo in combos:
             per_score.setdefault("+".join(combo), []).append(
                 np.mean([scores[n] for n in combo], axis=0))
+        for offset in (0.0, 0.3, 0.5, 1.0):
+            per_score.setdefault(f"{'+'.join(default)}×(extent, a={offset})", []).append(
+                review_priority(stats, default, offset))
+        per_score.setdefault(default_name, []).append(
+            review_priority(stats, default, inference.review_extent_offset))
     result = review_curves(counts, per_score)
     # the flag threshold: the default priority's 90th percentile over the segmented slices of
     # the held-out patients, so that about 10 % of them are flagged
@@ -83,9 +89,10 @@ def main() -> None:
     segmented = np.concatenate([c.predicted > 0 for c in counts])
     threshold = float(np.quantile(priority[segmented], 0.9))
     result["default_scores"] = list(default)
+    result["default_extent_offset"] = inference.review_extent_offset
     result["flag_threshold_for_10_percent"] = threshold
     result["flagged_fraction_at_config_threshold"] = float(
-        (priority[segmented] >= get_profile("fast").inference.review_threshold).mean())
+        (priority[segmented] >= inference.review_threshold).mean())
     by_fold = {}
     for name, values in per_score.items():
         by_fold[name] = [auroc_for_bad([c for c, case in zip(counts, cases) if fold_of[case] == k],
@@ -111,7 +118,8 @@ def main() -> None:
         print(f"{name:<70} {auc:.3f}  {np.nanmin(folds_auc):.3f}-{np.nanmax(folds_auc):.3f}  "
               f"{gain:+.4f} ({gain / oracle_gain if oracle_gain else np.nan:.0%} of oracle)  "
               f"{result['area'][name]:.4f}")
-    figure(result, [n for n in ranked[:3]] + ["difference"], args.result.with_suffix(".png"))
+    figure(result, [default_name, "+".join(default), "disagreement_voxels", "difference"],
+           args.result.with_suffix(".png"))
 
 
 def figure(result: dict, names: list[str], path: Path) -> None:

@@ -52,3 +52,32 @@ def test_priority_is_the_mean_of_the_named_scores_and_flags_follow_the_threshold
     assert flags(priority, 0.5).tolist() == (priority >= 0.5).tolist()
     with pytest.raises(ValueError, match="choose from"):
         review_priority(stats, ("no_such_score",))
+
+
+def test_extent_weight_puts_the_larger_of_two_equally_suspicious_slices_first() -> None:
+    # slices 1 and 5 are both segmented where the classifier says healthy (conflict 0.9);
+    # slice 5 is ten times larger, so correcting it changes more of the volume Dice
+    main = _volume([0, 10, 10, 0, 0, 100, 100, 0])
+    classifier = np.array([0.1, 0.1, 0.9, 0.1, 0.1, 0.1, 0.9, 0.1])
+    stats = slice_stats({"m": main}, "m", [], classifier, np.full(8, np.nan))
+    plain = review_priority(stats, ("classifier_conflict",))
+    weighted = review_priority(stats, ("classifier_conflict",), extent_offset=0.5)
+    assert plain[1] == pytest.approx(plain[5])
+    assert weighted[5] > weighted[1]
+    assert np.all((weighted >= 0) & (weighted <= plain + 1e-12))
+    with pytest.raises(ValueError, match="≥ 0"):
+        review_priority(stats, ("classifier_conflict",), extent_offset=-1)
+
+
+def test_tumour_called_but_nothing_segmented_inside_the_tumour_is_looked_at_first() -> None:
+    # slice 3 lies inside the segmented tumour, the classifier calls it tumour, and the
+    # segmentation left it empty: under the default priority it must be the top slice
+    from WeakSegLib.config import get_profile
+
+    cfg = get_profile("fast").inference
+    main = _volume([0, 0, 120, 0, 120, 100, 0, 0])
+    classifier = np.array([0.02, 0.05, 0.95, 0.97, 0.95, 0.9, 0.05, 0.02])
+    stats = slice_stats({"m": main}, "m", [], classifier, np.full(8, np.nan))
+    priority = review_priority(stats, cfg.review_scores, cfg.review_extent_offset)
+    assert int(np.argmax(priority)) == 3
+    assert flags(priority, cfg.review_threshold)[3]

@@ -77,7 +77,8 @@ def _review_scores(result: CaseSegmentation, method: str, cfg: InferenceConfig
                    ) -> dict[str, np.ndarray]:
     """Every candidate review score and the default review priority of ``method``."""
     stats = result.review_stats(method)
-    return {**candidate_scores(stats), "review_priority": review_priority(stats, cfg.review_scores)}
+    priority = review_priority(stats, cfg.review_scores, cfg.review_extent_offset)
+    return {**candidate_scores(stats), "review_priority": priority}
 
 
 def _examples(result: CaseSegmentation, truth: np.ndarray, method: str) -> list[dict[str, Any]]:

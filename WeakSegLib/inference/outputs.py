@@ -107,7 +107,8 @@ def write_case(out_dir: Path, segmentation, methods: list[str], table_method: st
     difference = segmentation.difference.get(table_method)      # l1_baseline has none
     if difference is None:
         difference = np.full(len(segmentation.slice_scores), np.nan, np.float32)
-    priority = segmentation.review_priority(table_method, review.review_scores)
+    priority = segmentation.review_priority(table_method, review.review_scores,
+                                            review.review_extent_offset)
     rows = slice_rows(segmentation.slice_scores, difference, priority, review.review_threshold)
     paths.append(write_slices_csv(case_outputs(out_dir, segmentation.name, table_method)["slices"],
                                   rows, overwrite=overwrite))

@@ -17,7 +17,10 @@ column of its own; the others read the segmentation itself:
 * ``difference`` — seed 000's D mapped so that low D (little explained difference) is high.
 
 Each lies in [0, 1]; ``review_priority`` is the mean of the ones ``inference.review_scores``
-names (the default chosen by the cross-validation, benchmarks/review_priority.py).
+names (the default chosen by the cross-validation, benchmarks/review_priority.py), weighted by
+the slice's extent when ``inference.review_extent_offset`` is set: volume Dice counts voxels,
+so of two equally suspicious slices the larger one (its own segmentation or its neighbours')
+is worth correcting first — "how likely wrong" × "how much is at stake".
 """
 from __future__ import annotations
 
@@ -94,13 +97,31 @@ def candidate_scores(stats: SliceStats) -> dict[str, np.ndarray]:
     return scores
 
 
-def review_priority(stats: SliceStats, names: tuple[str, ...]) -> np.ndarray:
-    """The mean of the named candidate scores per slice, in [0, 1]."""
+def slice_extent(area: np.ndarray) -> np.ndarray:
+    """Per slice, the larger of its segmented area and its neighbours' mean, scaled by the
+    case's largest: what a correction of that slice can change (an empty slice between
+    segmented ones inherits their size)."""
+    area = np.asarray(area, np.float64)
+    padded = np.pad(area, 1)
+    extent = np.maximum(area, (padded[:-2] + padded[2:]) / 2.0)
+    return extent / extent.max() if extent.max() > 0 else extent
+
+
+def review_priority(stats: SliceStats, names: tuple[str, ...],
+                    extent_offset: float | None = None) -> np.ndarray:
+    """The mean of the named candidate scores per slice, in [0, 1]; with ``extent_offset``
+    (a ≥ 0) multiplied by (a + extent) / (1 + a), so larger slices come first among equally
+    suspicious ones and a = 0 ranks by extent alone among the suspicious."""
     unknown = [n for n in names if n not in CANDIDATES]
     if unknown or not names:
         raise ValueError(f"review scores {list(names)}: choose from {list(CANDIDATES)}")
+    if extent_offset is not None and extent_offset < 0:
+        raise ValueError(f"review extent offset {extent_offset}: must be ≥ 0 (or None)")
     scores = candidate_scores(stats)
-    return np.mean([scores[n] for n in names], axis=0)
+    priority = np.mean([scores[n] for n in names], axis=0)
+    if extent_offset is None:
+        return priority
+    return priority * (extent_offset + slice_extent(stats.area)) / (1.0 + extent_offset)
 
 
 def flags(priority: np.ndarray, threshold: float) -> np.ndarray:

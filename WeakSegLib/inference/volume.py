@@ -56,9 +56,10 @@ class CaseSegmentation:
                            [m for m in REVIEW_OTHERS if m != base], self.slice_scores,
                            difference)
 
-    def review_priority(self, method: str, scores: tuple[str, ...]) -> np.ndarray:
+    def review_priority(self, method: str, scores: tuple[str, ...],
+                        extent_offset: float | None = None) -> np.ndarray:
         """Per input slice: how likely ``method``'s segmentation is wrong (no mask used)."""
-        return review_priority(self.review_stats(method), scores)
+        return review_priority(self.review_stats(method), scores, extent_offset)
 
     def to_input_slices(self, values: np.ndarray, fill: float) -> np.ndarray:
         """A per-preprocessed-slice vector on the input's z axis (``fill`` outside the crop)."""

@@ -1,0 +1,154 @@
+"""The review loop of issue 13, simulated end to end on cohort_cv.py's held-out patients.
+
+Per fold, the four held-out patients are split in two pairs. A reviewer "corrects" the 10
+highest-priority slices (``review_priority`` of the segment table) of each patient of one pair:
+truth replaces the default method's prediction on those slices, and the review records go
+through the same ``train --mode mixed --review RECORDS.json`` that the Slicer panel runs, on the
+fold's training patients plus the reviewed pair. The retrained model is evaluated on the other
+pair, which nobody reviewed and no model saw; then the pairs swap. "Before" is the weak model's
+default output on the same patients.
+
+    python benchmarks/review_loop.py --work /work/cv/run1 --predictions reeval_same_weights_new_code \
+        [--folds 0,1] [--variant review|review+accepted] [--out benchmarks/results/review_loop.json]
+
+``review+accepted`` adds the reviewed patients' unflagged slices as accepted annotations
+(``--accepted-from``), the other way the CLI offers; ``review+pseudo`` segments the fold's
+training patients too with the weak model, so every unflagged segmented slice of the training
+cohort joins as an accepted annotation (what the weak model knows is kept). Needs the CV work folder (folds.json, the
+fold runs and their evaluation predictions).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cohort_cv import DATA, bootstrap_ci  # noqa: E402
+from machine import describe_machine  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+REVIEWED_SLICES = 10
+
+
+def reviewed_label_map(pred_dir: Path, case, method: str, n: int, out: Path) -> list[int]:
+    """Write ``case``'s prediction with truth on its ``n`` highest-priority slices; return them."""
+    with (pred_dir / case.name / f"{case.name}_slices.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    top = sorted(rows, key=lambda r: -float(r["review_priority"]))[:n]
+    slices = sorted(int(r["slice"]) for r in top)
+    prediction = sitk.ReadImage(str(pred_dir / case.name / f"{case.name}_{method}.nii.gz"))
+    labels = sitk.GetArrayFromImage(prediction).astype(np.uint8)
+    truth = (sitk.GetArrayFromImage(sitk.ReadImage(str(case.mask))) > 0).astype(np.uint8)
+    labels[slices] = truth[slices]
+    image = sitk.GetImageFromArray(labels)
+    image.CopyInformation(prediction)
+    sitk.WriteImage(image, str(out), useCompression=True)
+    return slices
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, required=True, help="cohort_cv.py --work folder")
+    parser.add_argument("--predictions", default="report",
+                        help="sub-folder of each fold holding the evaluation's predictions")
+    parser.add_argument("--method", default="self_trained_pp", help="the reviewed output")
+    parser.add_argument("--folds", default=None, help="comma-separated fold numbers (all)")
+    parser.add_argument("--variant", choices=["review", "review+accepted", "review+pseudo"], default="review")
+    parser.add_argument("--set", action="append", default=[], help="profile overrides")
+    parser.add_argument("--out", type=Path, default=RESULTS / "review_loop.json")
+    args = parser.parse_args()
+
+    import torch
+
+    from WeakSegLib.config import apply_overrides, get_profile
+    from WeakSegLib.data.cohort import discover_cohort
+    from WeakSegLib.inference.bundle import load_bundle
+    from WeakSegLib.inference.evaluate import evaluate_model
+    from WeakSegLib.inference.segment import segment_cohort
+    from WeakSegLib.pipeline import train_mixed_cohort
+
+    torch.set_num_threads(1)
+    folds = json.loads((args.work / "folds.json").read_text())
+    chosen = args.folds.split(",") if args.folds else sorted(folds)
+    cohort = discover_cohort(DATA)
+    profile = apply_overrides(get_profile("fast"), args.set)
+    result: dict = {"machine": describe_machine(), "variant": args.variant,
+                    "reviewed_slices_per_case": REVIEWED_SLICES, "method": args.method,
+                    "settings": args.set, "per_case": {}, "runs": []}
+    scratch = Path(tempfile.mkdtemp(prefix="review_loop_"))
+    for k in chosen:
+        fold = folds[k]
+        pred_dir = args.work / f"fold{k}" / args.predictions / "predictions"
+        before_all = json.loads((args.work / f"fold{k}" / args.predictions / "metrics.json")
+                                .read_text())["methods"][args.method]["per_case"]
+        test = list(fold["test"])
+        accepted = pred_dir if args.variant == "review+accepted" else None
+        if args.variant == "review+pseudo":
+            accepted = scratch / f"fold{k}_segment"
+            weak = load_bundle(args.work / f"fold{k}" / "run", "cpu")
+            segment_cohort(weak, cohort.select(list(fold["train"]) + list(fold["inner_val"])
+                                               + test), accepted,
+                           [weak.profile.inference.default_method], show_progress=False)
+        for reviewed, held in ((test[:2], test[2:]), (test[2:], test[:2])):
+            tag = f"fold{k}_review_{'+'.join(reviewed)}"
+            work = scratch / tag
+            (work / "reviews").mkdir(parents=True)
+            records = []
+            for case in cohort.select(reviewed):
+                map_path = work / "reviews" / f"{case.name}_reviewed.nii.gz"
+                for z in reviewed_label_map(pred_dir, case, args.method, REVIEWED_SLICES,
+                                            map_path):
+                    records.append({"case": case.name, "slice": z, "status": "corrected",
+                                    "reviewer": "simulated", "time": "2026-11-30T00:00:00+00:00",
+                                    "mask_path": str(map_path.relative_to(work))})
+            records_path = work / "records.json"
+            records_path.write_text(json.dumps(records, indent=1))
+            train_cohort = cohort.select(list(fold["train"]) + list(fold["inner_val"])
+                                         + reviewed)
+            start = time.perf_counter()
+            run = train_mixed_cohort(
+                train_cohort, work / "run", profile, review_records=records_path,
+                accepted_from=accepted,
+                show_progress=False, device="cpu")
+            seconds = time.perf_counter() - start
+            report = evaluate_model(load_bundle(work / "run", "cpu"), cohort.select(held),
+                                    work / "eval", show_progress=False)
+            after = report["methods"]["mixed"]["per_case"]
+            for name in held:
+                result["per_case"][f"{name}@{tag}"] = {
+                    "fold": int(k), "case": name,
+                    "before": before_all[name]["volume_dice"],
+                    "after": after[name]["volume_dice"]}
+            result["runs"].append({"tag": tag, "train_seconds": round(seconds, 1),
+                                   "epochs_run": run.metrics.get("epochs_run"),
+                                   "composition": run.metrics.get("composition")})
+            print(tag, {n: (round(before_all[n]["volume_dice"], 3),
+                            round(after[n]["volume_dice"], 3)) for n in held}, flush=True)
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            _summarise(result)
+            args.out.write_text(json.dumps(result, indent=1))
+    print(json.dumps(result["summary"], indent=1))
+
+
+def _summarise(result: dict) -> None:
+    before = np.array([v["before"] for v in result["per_case"].values()])
+    after = np.array([v["after"] for v in result["per_case"].values()])
+    result["summary"] = {
+        "n": int(len(before)),
+        "before": {"mean": float(before.mean()), "ci95": bootstrap_ci(before)},
+        "after": {"mean": float(after.mean()), "ci95": bootstrap_ci(after)},
+        "delta": {"mean": float((after - before).mean()), "ci95": bootstrap_ci(after - before)},
+    }
+
+
+if __name__ == "__main__":
+    main()
