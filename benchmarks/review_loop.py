@@ -65,6 +65,9 @@ def main() -> None:
     parser.add_argument("--variant", choices=["review", "review+accepted", "review+pseudo"], default="review")
     parser.add_argument("--set", action="append", default=[], help="profile overrides")
     parser.add_argument("--out", type=Path, default=RESULTS / "review_loop.json")
+    parser.add_argument("--scratch", type=Path, default=None,
+                        help="work folder (a temporary one by default); the weak model's "
+                             "segmentations of each fold are kept there and reused")
     args = parser.parse_args()
 
     import torch
@@ -84,7 +87,8 @@ def main() -> None:
     result: dict = {"machine": describe_machine(), "variant": args.variant,
                     "reviewed_slices_per_case": REVIEWED_SLICES, "method": args.method,
                     "settings": args.set, "per_case": {}, "runs": []}
-    scratch = Path(tempfile.mkdtemp(prefix="review_loop_"))
+    scratch = args.scratch or Path(tempfile.mkdtemp(prefix="review_loop_"))
+    scratch.mkdir(parents=True, exist_ok=True)
     for k in chosen:
         fold = folds[k]
         pred_dir = args.work / f"fold{k}" / args.predictions / "predictions"
@@ -95,12 +99,13 @@ def main() -> None:
         if args.variant == "review+pseudo":
             accepted = scratch / f"fold{k}_segment"
             weak = load_bundle(args.work / f"fold{k}" / "run", "cpu")
-            segment_cohort(weak, cohort.select(list(fold["train"]) + list(fold["inner_val"])
-                                               + test), accepted,
-                           [weak.profile.inference.default_method], show_progress=False)
+            if not (accepted / "weakseg_segment.json").is_file():
+                segment_cohort(weak, cohort.select(list(fold["train"]) + list(fold["inner_val"])
+                                                   + test), accepted,
+                               [weak.profile.inference.default_method], show_progress=False)
         for reviewed, held in ((test[:2], test[2:]), (test[2:], test[:2])):
             tag = f"fold{k}_review_{'+'.join(reviewed)}"
-            work = scratch / tag
+            work = scratch / f"{tag}_{args.variant}_{len(list(scratch.glob(tag + '*')))}"
             (work / "reviews").mkdir(parents=True)
             records = []
             for case in cohort.select(reviewed):
