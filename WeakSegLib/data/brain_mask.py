@@ -48,8 +48,9 @@ class BrainMask:
 
 
 def _border(volume: np.ndarray) -> np.ndarray:
-    return np.concatenate([face.ravel() for face in (
-        volume[0], volume[-1], volume[:, 0], volume[:, -1], volume[:, :, 0], volume[:, :, -1])])
+    """Every voxel on a face of the array (first and last index of each axis)."""
+    return np.concatenate([np.take(volume, [0, -1], axis=axis).ravel()
+                           for axis in range(volume.ndim)])
 
 
 def background_value(volume: np.ndarray) -> tuple[float, float]:
