@@ -129,9 +129,10 @@ def train(cohort: Cohort, run_dir: Path, profile: Profile, device: str = "auto",
           stages: Sequence[str] | None = None, resume: bool = False,
           events: EventWriter | None = None, val_cases: Sequence[str] | None = None,
           labels: SliceLabels | None = None, show_progress: bool = True,
-          mixed: MixedInputs | None = None) -> Manifest:
+          mixed: MixedInputs | None = None, channels: Sequence[str] | None = None) -> Manifest:
     """Train the requested stages (default: those of the run's mode, ``MODE_STAGES``) into
-    ``run_dir``. ``mixed`` (checked inputs of mixed supervision) makes it a mixed run."""
+    ``run_dir``. ``mixed`` (checked inputs of mixed supervision) makes it a mixed run.
+    ``channels``: the model's input modalities (default: those every case has)."""
     events = events or EventWriter()
     run_dir = Path(run_dir)
     mode = "weak" if mixed is None else "mixed"

@@ -26,6 +26,8 @@ from .errors import InputError
 from .reader import CaseVolumes, Geometry
 
 BRAIN_MASK_MODES = ("auto", "on", "off")
+#: ``segment`` writes ``<case>/<case>_brain.nii.gz``: a file beside the label maps, not a method
+BRAIN_MASK_NAME = "brain"
 BRAIN_METHODS = ("deepbet", "otsu")
 #: the border must be this uniform for a scan to count as skull-stripped
 _BORDER_UNIFORM = 0.9
@@ -119,24 +121,24 @@ def deepbet_mask(image: sitk.Image, device: object = "cpu", threshold: float = 0
     return sitk.GetArrayFromImage(back) > 0
 
 
-def otsu_mask(image: sitk.Image, erode_mm: float = 4.0) -> np.ndarray:
-    """Classical baseline: Otsu's head mask, eroded in-plane to cut the scalp from the brain,
-    largest 3D component, dilated back, holes filled. Crude (skull base, eyes); a comparison."""
-    array = sitk.GetArrayFromImage(image).astype(np.float32)
+def otsu_mask(image: sitk.Image, erode_mm: float = 8.0) -> np.ndarray:
+    """Classical baseline: voxels above Otsu's threshold, eroded in-plane to break the thin
+    bridges between scalp and brain across the dark skull, largest 3D component, dilated
+    back inside the threshold, holes filled per slice. Crude (skull base, eyes); a comparison."""
     from skimage.filters import threshold_otsu
 
-    head = array > threshold_otsu(array)
-    head = np.stack([ndimage.binary_fill_holes(s) for s in head])
+    array = sitk.GetArrayFromImage(image).astype(np.float32)
+    bright = array > threshold_otsu(array)
     spacing = np.asarray(image.GetSpacing()[::-1], float)
     radius = np.maximum(1, np.round(erode_mm / spacing[1:])).astype(int)    # in-plane only:
     grid = np.ogrid[tuple(slice(-r, r + 1) for r in radius)]                # thick slices
     structure = (sum((g / r) ** 2 for g, r in zip(grid, radius)) <= 1.0)[None]
-    core = ndimage.binary_erosion(head, structure)
+    core = ndimage.binary_erosion(bright, structure)
     labels, n = ndimage.label(core)
     if n == 0:
         return np.zeros(array.shape, bool)
     largest = labels == (np.argmax(np.bincount(labels.ravel())[1:]) + 1)
-    brain = ndimage.binary_dilation(largest, structure) & head
+    brain = ndimage.binary_dilation(largest, structure) & bright
     return np.stack([ndimage.binary_fill_holes(s) for s in brain])
 
 
@@ -192,7 +194,7 @@ def attach_brain_mask(case: CaseVolumes, cfg: DataConfig, device: object = "cpu"
 
 def brain_mask_path(out_dir: Path, case: str) -> Path:
     """Where ``segment`` writes a case's brain mask: beside its label maps."""
-    return Path(out_dir) / case / f"{case}_brain.nii.gz"
+    return Path(out_dir) / case / f"{case}_{BRAIN_MASK_NAME}.nii.gz"
 
 
 def write_brain_mask(path: Path, mask: np.ndarray, geometry: Geometry,
