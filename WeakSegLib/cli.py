@@ -257,8 +257,8 @@ def cmd_train(args: argparse.Namespace, events: EventWriter) -> int:
     if args.mode == "mixed":            # seed 001: full masks + slice labels (issue 7)
         from .pipeline import train_mixed_cohort
 
-        if args.stages or args.val_cases:
-            raise InputError(None, "--stages and --val-cases belong to --mode weak")
+        if args.stages or args.val_cases or args.channels:
+            raise InputError(None, "--stages, --val-cases and --channels belong to --mode weak")
         run = train_mixed_cohort(
             cohort, args.out, profile, full_cases=[c.strip() for c in
                                                    (args.full_cases or "").split(",") if c.strip()],

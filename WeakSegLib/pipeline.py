@@ -117,7 +117,7 @@ def _slices(run_dir: Path, cohort: Cohort, profile: Profile, channels: list[str]
 
     if mixed is None:
         slices = build_slice_set(cohort, profile.data, channels, labels, profile.runtime.seed,
-                                 progress=progress, device=device)
+                                 progress=progress, device=device, events=events)
     else:
         slices = mixed.build(cohort, profile, channels, labels, progress=progress)
     cache.parent.mkdir(parents=True, exist_ok=True)
