@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from WeakSegLib.cli import EXIT_BAD_INPUT, main
@@ -97,3 +98,32 @@ def test_baseline_on_real_sample_reaches_reference(brats_sample: Path, tmp_path:
     per_case = [v["volume_dice"] for v in result["per_case"].values()]
     assert 0.35 < min(per_case) and max(per_case) < 0.92
     assert all(0 < v["hd95_mm"] < 100 for v in result["per_case"].values())
+
+
+def test_train_channels_and_brain_mask_are_checked_before_any_work(
+        synthetic_cohort: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(synthetic_cohort), "--out", str(run), "--channels",
+                 "t1", "--quiet"]) == EXIT_BAD_INPUT
+    assert "--channels must include flair" in capsys.readouterr().err
+    assert main(["train", "--data", str(synthetic_cohort), "--out", str(run), "--channels",
+                 "flair,t2", "--quiet"]) == EXIT_BAD_INPUT
+    assert "lack some of them" in capsys.readouterr().err
+    assert not run.exists()
+    with pytest.raises(SystemExit):
+        main(["segment", "--model", "x", "--input", "y", "--out", "z", "--brain-mask", "maybe"])
+
+
+def test_baseline_with_the_brain_mask_off_and_auto(synthetic_cohort: Path, tmp_path: Path
+                                                   ) -> None:
+    """A skull-stripped cohort: auto uses its non-zero voxels, the same as off."""
+    import SimpleITK as sitk
+
+    maps = []
+    for mode in ("off", "auto"):
+        out = tmp_path / mode
+        assert main(["baseline", "--data", str(synthetic_cohort), "--out", str(out),
+                     "--brain-mask", mode, "--quiet"]) == 0
+        maps.append(sitk.GetArrayFromImage(sitk.ReadImage(
+            str(out / "Case0" / "Case0_flair_threshold.nii.gz"))))
+    assert maps[0].any() and np.array_equal(maps[0], maps[1])

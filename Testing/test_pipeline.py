@@ -63,8 +63,8 @@ def test_classifier_and_seeds_write_manifest_and_artefacts(tiny_phantom: Path,
     with pytest.raises(InputError, match="other settings.*classifier.lr"):
         train(discover_cohort(tiny_phantom), run, tiny_profile("classifier.lr=0.1"),
               resume=True, show_progress=False)
-    with pytest.raises(InputError, match="other settings.*data.trim"):
-        train(discover_cohort(tiny_phantom), run, tiny_profile("data.trim=9"),
+    with pytest.raises(InputError, match="other settings.*data.trim_fraction"):
+        train(discover_cohort(tiny_phantom), run, tiny_profile("data.trim_fraction=0.12"),
               resume=True, show_progress=False)
 
 
@@ -189,7 +189,7 @@ def test_the_paper_profile_still_runs_end_to_end_on_the_cpu(tiny_flair_t1_phanto
     # the paper profile's resolution (128 px, ×2 inside the classifier), bf16 autocast and
     # channels-last stay; widths ÷ 8 and one epoch keep it to minutes on 2 cores
     profile = apply_overrides(get_profile("paper"), [
-        "data.trim=8", "classifier.epochs=1", "classifier.width_divisor=8", "seeds.rise_masks=8",
+        "data.trim_fraction=0.1", "classifier.epochs=1", "classifier.width_divisor=8", "seeds.rise_masks=8",
         "seeds.rise_batch=8", "gan.epochs=1", "gan.width_divisor=8", "converter.epochs=1",
         "segmenter.epochs=1", "selftrain.epochs=1", "refinement.max_components=1",
         "runtime.num_workers=0"])
@@ -249,8 +249,8 @@ def test_resume_after_interrupt_in_either_mode(mode: str, tiny_phantom: Path,
     assert not (run / stage / "metrics.json").exists()      # written when the stage ends
     with pytest.raises(InputError, match="already holds a run; pass --resume"):
         start()
-    with pytest.raises(InputError, match="other settings.*data.trim"):
-        start(mode, True, None, "data.trim=9")
+    with pytest.raises(InputError, match="other settings.*data.trim_fraction"):
+        start(mode, True, None, "data.trim_fraction=0.12")
     with pytest.raises(InputError, match=f"holds a --mode {mode} run"):
         start("mixed" if mode == "weak" else "weak", True)
 
@@ -263,3 +263,39 @@ def test_resume_after_interrupt_in_either_mode(mode: str, tiny_phantom: Path,
     ends = [e["status"] for e in events if e["event"] == "run_end"]
     assert ends == ["failed", "done"]
     assert any(e["event"] == "log" and "resuming after epoch 1" in e["message"] for e in events)
+
+
+def test_flair_only_training_records_its_channel(tiny_phantom: Path, tmp_path: Path) -> None:
+    """`train --channels flair` on a 4-channel cohort: the bundle records FLAIR alone."""
+    run = tmp_path / "run"
+    manifest = train(discover_cohort(tiny_phantom), run, tiny_profile(), stages=["classifier"],
+                     show_progress=False, channels=["flair"])
+    assert manifest.data["channels"] == ["flair"]
+    _, meta = load_model_state(run / "classifier" / "model.pt", "vgg16bn_classifier")
+    assert meta["channels"] == ["flair"]
+    with pytest.raises(InputError, match="channels"):
+        train(discover_cohort(tiny_phantom), run, tiny_profile(), stages=["classifier"],
+              resume=True, show_progress=False)
+
+
+def test_channels_are_checked_before_any_work(tiny_phantom: Path, tmp_path: Path) -> None:
+    from WeakSegLib.pipeline import select_channels
+
+    cohort = discover_cohort(tiny_phantom)
+    assert select_channels(cohort, None) == ["flair", "t1", "t1ce", "t2"]
+    assert select_channels(cohort, ["T2", "flair"]) == ["flair", "t2"]
+    with pytest.raises(InputError, match="must include flair"):
+        select_channels(cohort, ["t1"])
+    with pytest.raises(InputError, match="unknown modalities"):
+        select_channels(cohort, ["flair", "dwi"])
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_one_class_training_set_is_a_clear_error(tiny_phantom: Path, tmp_path: Path) -> None:
+    """Trimming that leaves no tumour slice (tcga-lgg with the old 30-slice rule crashed in
+    the balanced sampler) stops before any stage with a message that says why."""
+    run = tmp_path / "run"
+    with pytest.raises(InputError, match="leave no (tumour|healthy) slice|no slices at all"):
+        train(discover_cohort(tiny_phantom), run, tiny_profile("data.trim_fraction=0.5"),
+              stages=["classifier"], show_progress=False)
+    assert Manifest.load(run).status("classifier") is None

@@ -479,7 +479,7 @@ class WeakSegLogic(ScriptedLoadableModuleLogic):
 class WeakSegTest(ScriptedLoadableModuleTest):
     """Loads a phantom case, trains a tiny bundle (or uses $WEAKSEG_TEST_BUNDLE), segments it."""
 
-    TINY = ("data.inplane_scale=1.0", "data.trim=8", "classifier.epochs=2",
+    TINY = ("data.inplane_scale=1.0", "data.trim_fraction=0.1", "classifier.epochs=2",
             "classifier.time_budget_s=none", "classifier.batch_size=16", "seeds.rise_masks=40",
             "seeds.rise_batch=40", "gan.epochs=2", "converter.epochs=2", "segmenter.epochs=2")
 

@@ -48,6 +48,13 @@ def _add_data_arguments(parser: argparse.ArgumentParser, required: bool = True) 
                         help="explicit file of a modality for a single case, e.g. flair=scan.nrrd")
 
 
+def _add_brain_mask_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--brain-mask", choices=["auto", "on", "off"], default=None,
+                        help="brain mask: 'on' extracts the brain (deepbet) of scans with their "
+                        "skull, 'off' takes the non-zero voxels (BraTS), 'auto' (default, config "
+                        "data.brain_mask) extracts unless the scan has a zero background")
+
+
 def cmd_phantom(args: argparse.Namespace, events: EventWriter) -> int:
     from .data.phantom import build_phantom_cohort
 
@@ -63,6 +70,7 @@ def cmd_phantom(args: argparse.Namespace, events: EventWriter) -> int:
 
 def cmd_baseline(args: argparse.Namespace, events: EventWriter) -> int:
     from .baselines import IMAGE_BASELINES
+    from .data.brain_mask import attach_brain_mask
     from .data.reader import read_case, write_label_map
     from .progress import track
 
@@ -77,6 +85,7 @@ def cmd_baseline(args: argparse.Namespace, events: EventWriter) -> int:
     for files, path in zip(track(cohort.cases, args.method, events=events, stage=args.method,
                                  show=not args.quiet), outputs):
         case = read_case(files)
+        attach_brain_mask(case, get_profile("paper").data, "auto", events, mode=args.brain_mask)
         write_label_map(path, method(case, cfg), case.geometry, overwrite=True)
         events.artefact(args.method, path)
     _say(args, f"wrote {args.method} label maps for {len(outputs)} cases to {args.out}")
@@ -166,7 +175,7 @@ def cmd_evaluate(args: argparse.Namespace, events: EventWriter) -> int:
 
         report = evaluate_model(load_bundle(args.model, args.device), _cohort(args), args.out,
                                 overwrite=args.overwrite, events=events,
-                                show_progress=not args.quiet)
+                                show_progress=not args.quiet, brain_mask=args.brain_mask)
         path = Path(args.out) / "metrics.json"
     else:
         report = evaluate_predictions(args.pred, _cohort(args), events=events,
@@ -199,7 +208,7 @@ def cmd_segment(args: argparse.Namespace, events: EventWriter) -> int:
                              mapping=_pairs(args.map, "--map"))
     results = segment_cohort(bundle, cohort, args.out, methods, overwrite=args.overwrite,
                              postprocess=args.postprocess, events=events,
-                             show_progress=not args.quiet)
+                             show_progress=not args.quiet, brain_mask=args.brain_mask)
     seconds = sum(r.seconds for r in results)
     _say(args, f"segmented {len(results)} case(s) with {', '.join(methods)} in {seconds:.1f} s "
                f"({seconds / max(len(results), 1):.1f} s per volume) → {args.out}")
@@ -240,15 +249,16 @@ def cmd_train(args: argparse.Namespace, events: EventWriter) -> int:
 
     cohort = _cohort(args)
     stages = [s.strip() for s in args.stages.split(",")] if args.stages else None
+    brain = [f"data.brain_mask={args.brain_mask}"] if args.brain_mask else []
     try:
-        profile = apply_overrides(get_profile(args.profile), args.set or [])
+        profile = apply_overrides(get_profile(args.profile), (args.set or []) + brain)
     except ValueError as err:
         raise InputError(None, str(err)) from None
     if args.mode == "mixed":            # seed 001: full masks + slice labels (issue 7)
         from .pipeline import train_mixed_cohort
 
-        if args.stages or args.val_cases:
-            raise InputError(None, "--stages and --val-cases belong to --mode weak")
+        if args.stages or args.val_cases or args.channels:
+            raise InputError(None, "--stages, --val-cases and --channels belong to --mode weak")
         run = train_mixed_cohort(
             cohort, args.out, profile, full_cases=[c.strip() for c in
                                                    (args.full_cases or "").split(",") if c.strip()],
@@ -263,7 +273,8 @@ def cmd_train(args: argparse.Namespace, events: EventWriter) -> int:
     manifest = train(cohort, args.out, profile, device=args.device,
                      stages=stages, resume=args.resume, events=events,
                      val_cases=args.val_cases.split(",") if args.val_cases else None,
-                     labels=_slice_labels(args, cohort), show_progress=not args.quiet)
+                     labels=_slice_labels(args, cohort), show_progress=not args.quiet,
+                     channels=args.channels.split(",") if args.channels else None)
     lines = [f"{name:<12}{entry.get('status', '-'):<9}{entry.get('seconds', 0):>9.1f} s"
              for name, entry in manifest.data["stages"].items()]
     _say(args, "stage       status      time\n" + "\n".join(lines))
@@ -327,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_arguments(p)
     p.add_argument("--out", required=True, type=Path, help="prediction folder to write")
     p.add_argument("--overwrite", action="store_true", help="replace existing label maps")
+    _add_brain_mask_argument(p)
     p.set_defaults(func=cmd_baseline)
 
     p = sub.add_parser("evaluate", parents=[common], help="score label maps or a trained run against masks",
@@ -341,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="report folder")
     p.add_argument("--summary", action="store_true", help="print only the per-method means")
     p.add_argument("--overwrite", action="store_true", help="replace an existing metrics.json")
+    _add_brain_mask_argument(p)
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("segment", parents=[common], help="segment cases with a trained run",
                        description="Writes OUT/<case>/<case>_<method>.nii.gz (label map on the "
@@ -365,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--map", action="append", metavar="MODALITY=FILE",
                    help="explicit file of a modality for a single case")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    _add_brain_mask_argument(p)
     p.set_defaults(func=cmd_segment)
 
     p = sub.add_parser("export-model", parents=[common],
@@ -422,6 +436,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
                    help="override a config value, e.g. classifier.epochs=3 (repeatable)")
     p.add_argument("--val-cases", help="comma-separated validation cases (default: a random 25 %%)")
+    p.add_argument("--channels", metavar="MODALITY,...",
+                   help="the model's input modalities, e.g. flair (default: those every case "
+                   "has); the bundle records them and segment reads the same")
+    _add_brain_mask_argument(p)
     labels = p.add_mutually_exclusive_group()
     labels.add_argument("--labels", type=Path, help="labels.csv with case,slice,label")
     labels.add_argument("--ranges", type=Path, help="CSV with case,first_slice,last_slice")

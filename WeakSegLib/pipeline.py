@@ -15,7 +15,7 @@ from typing import Any, Collection, Mapping, Sequence
 
 import numpy as np
 
-from .config import Profile, get_profile
+from .config import MODALITIES, REQUIRED_MODALITY, Profile, get_profile
 from .data.cohort import Cohort
 from .data.errors import InputError
 from .data.mixed_slices import MixedSlices
@@ -66,9 +66,46 @@ def split_cases(names: list[str], val_cases: Sequence[str] | None, seed: int,
     return [n for n in names if n not in val], val
 
 
+def select_channels(cohort: Cohort, wanted: Sequence[str] | None) -> list[str]:
+    """The model's channels: ``wanted`` (checked: known, FLAIR among them, every case has
+    them), in canonical order; by default those every case has."""
+    common = cohort.common_modalities()
+    if not wanted:
+        return common
+    wanted = [w.strip().lower() for w in wanted if w.strip()]
+    unknown = [w for w in wanted if w not in MODALITIES]
+    if unknown:
+        raise InputError(None, f"--channels: unknown modalities {unknown}; choose among "
+                         f"{', '.join(MODALITIES)}")
+    if REQUIRED_MODALITY not in wanted:
+        raise InputError(None, f"--channels must include {REQUIRED_MODALITY}")
+    lacking = [c.name for c in cohort if any(w not in c.images for w in wanted)]
+    if lacking:
+        raise InputError(cohort.cases[0].folder.parent if cohort.cases[0].folder else None,
+                         f"--channels {','.join(wanted)}: cases {', '.join(lacking[:5])} lack "
+                         f"some of them (every case has {', '.join(common)})")
+    return [m for m in MODALITIES if m in wanted]
+
+
+def check_training_classes(train_set: SliceSet, cohort: Cohort) -> None:
+    """A training set needs tumour and healthy slices; say so before any stage runs (the
+    class-balanced sampler cannot draw from an empty class)."""
+    counts = np.bincount(np.asarray(train_set.labels, int), minlength=2)
+    if counts.min() > 0:
+        return
+    where = cohort.cases[0].folder.parent if cohort.cases and cohort.cases[0].folder else None
+    what = "no slices at all" if counts.sum() == 0 else (
+        f"no {'tumour' if counts[1] == 0 else 'healthy'} slice ({counts[0]} healthy, "
+        f"{counts[1]} tumour)")
+    raise InputError(where, f"the training cases leave {what} after preprocessing (brain "
+                     "mask, trimming data.trim_fraction, data.max_zero_fraction); the classifier "
+                     "needs both. Add cases or lower data.trim_fraction / raise "
+                     "data.max_zero_fraction")
+
+
 def _slices(run_dir: Path, cohort: Cohort, profile: Profile, channels: list[str],
             labels: SliceLabels | None, show: bool, events: EventWriter,
-            mixed: MixedInputs | None = None) -> SliceSet:
+            mixed: MixedInputs | None = None, device: object = "cpu") -> SliceSet:
     """The run's training slices, built once and cached in the run folder (``MixedSlices``
     for a mixed run)."""
     cache = run_dir / (SLICE_CACHE if mixed is None else MIXED_SLICE_CACHE)
@@ -80,7 +117,7 @@ def _slices(run_dir: Path, cohort: Cohort, profile: Profile, channels: list[str]
 
     if mixed is None:
         slices = build_slice_set(cohort, profile.data, channels, labels, profile.runtime.seed,
-                                 progress=progress)
+                                 progress=progress, device=device, events=events)
     else:
         slices = mixed.build(cohort, profile, channels, labels, progress=progress)
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -92,9 +129,10 @@ def train(cohort: Cohort, run_dir: Path, profile: Profile, device: str = "auto",
           stages: Sequence[str] | None = None, resume: bool = False,
           events: EventWriter | None = None, val_cases: Sequence[str] | None = None,
           labels: SliceLabels | None = None, show_progress: bool = True,
-          mixed: MixedInputs | None = None) -> Manifest:
+          mixed: MixedInputs | None = None, channels: Sequence[str] | None = None) -> Manifest:
     """Train the requested stages (default: those of the run's mode, ``MODE_STAGES``) into
-    ``run_dir``. ``mixed`` (checked inputs of mixed supervision) makes it a mixed run."""
+    ``run_dir``. ``mixed`` (checked inputs of mixed supervision) makes it a mixed run.
+    ``channels``: the model's input modalities (default: those every case has)."""
     events = events or EventWriter()
     run_dir = Path(run_dir)
     mode = "weak" if mixed is None else "mixed"
@@ -120,7 +158,7 @@ def train(cohort: Cohort, run_dir: Path, profile: Profile, device: str = "auto",
         events = EventWriter()
     configure_backend(profile.runtime, torch_device)
     seed_everything(profile.runtime.seed)
-    channels = cohort.common_modalities()
+    channels = select_channels(cohort, channels)
     fingerprint = cohort_fingerprint(cohort)
     if dist.is_main:
         manifest = _open_manifest(run_dir, resume, profile, channels, fingerprint, cohort,
@@ -148,9 +186,11 @@ def _train_stages(run_dir: Path, cohort: Cohort, profile: Profile, wanted: list[
     events.run_start(run_dir, wanted)
     channels = list(manifest.data["channels"])
     slices = _slices(run_dir, cohort, profile, channels, labels, show_progress and dist.is_main,
-                     events, mixed) if dist.is_main else None
+                     events, mixed, torch_device) if dist.is_main else None
     barrier(dist)
     slices = slices or SliceSet.load(run_dir / SLICE_CACHE)
+    if not isinstance(slices, MixedSlices):
+        check_training_classes(slices.for_cases(manifest.data["split"]["train"]), cohort)
     if isinstance(slices, MixedSlices):        # trains on every case; no validation split
         if dist.is_main and manifest.data["data"].get("composition") != slices.composition():
             manifest.data["data"]["composition"] = slices.composition()
@@ -189,6 +229,9 @@ def _open_manifest(run_dir: Path, resume: bool, profile: Profile, channels: list
         if recorded != fingerprint:                                         # have none
             raise InputError(run_dir, "was trained on different data (fingerprint "
                              f"{manifest.data['data']['fingerprint']} vs {fingerprint})")
+        if list(manifest.data.get("channels", channels)) != list(channels):
+            raise InputError(run_dir, f"was trained on channels {manifest.data['channels']}, "
+                             f"not {channels}; resume with the same --channels")
         if manifest.data["profile"] != profile.name:
             raise InputError(run_dir, f"was trained with profile '{manifest.data['profile']}', "
                              f"not '{profile.name}'")

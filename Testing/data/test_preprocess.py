@@ -85,11 +85,32 @@ def test_training_slices_trim_and_zero_rule(real_case) -> None:
     cfg = get_profile("paper").data
     prep = preprocess_case(real_case, cfg)
     kept = training_slices(prep, cfg)
-    original = [prep.mapping.original_slice(i) for i in kept]
-    assert min(original) >= cfg.trim and max(original) < 155 - cfg.trim
+    trim = round(cfg.trim_fraction * prep.n_slices)
+    assert kept.min() >= trim and kept.max() < prep.n_slices - trim
     assert np.all(prep.nonzero_fraction[kept] >= 1 - cfg.max_zero_fraction)
-    no_trim = training_slices(prep, DataConfig(trim=0, max_zero_fraction=1.0))
+    no_trim = training_slices(prep, DataConfig(trim_fraction=0.0, max_zero_fraction=1.0))
     assert len(no_trim) == prep.n_slices > len(kept)
+
+
+def test_brats_keeps_the_slices_the_old_30_slice_rule_kept(real_case) -> None:
+    """The fraction of the brain's extent keeps on BraTS what dropping 30 of 155 slices kept."""
+    cfg = get_profile("paper").data
+    prep = preprocess_case(real_case, cfg)
+    original = np.arange(prep.n_slices) + prep.mapping.first_slice
+    old = np.flatnonzero((original >= 30) & (original < 155 - 30)
+                         & ((1.0 - prep.nonzero_fraction) <= cfg.max_zero_fraction))
+    assert np.array_equal(training_slices(prep, cfg), old)
+
+
+def test_trimming_follows_the_brain_extent_not_a_slice_count() -> None:
+    """A 20-slice head keeps its middle slices (30 slices at each end left nothing)."""
+    from WeakSegLib.data.preprocess import GridMapping, PreprocessedCase
+
+    image = np.full((18, 1, 8, 8), 0.5, np.float32)
+    prep = PreprocessedCase("thick", ["flair"], image, GridMapping((20, 8, 8), (
+        slice(1, 19), slice(0, 8), slice(0, 8)), (8, 8)))
+    kept = training_slices(prep, DataConfig())
+    assert list(kept) == list(range(2, 16))
 
 
 def test_crop_or_pad_records_offsets() -> None:

@@ -127,7 +127,7 @@ def test_reviewed_slices_are_the_only_masks_of_a_weak_case(
     cohort = discover_cohort(root)
     path, label_map = reviewed
     reviews = review_annotations(load_review_records(path), {"Case1": SHAPE}, source=path)
-    cfg = DataConfig(size=16, trim=2)
+    cfg = DataConfig(size=16, trim_fraction=0.05)
     data = build_mixed_slices(cohort, cfg, ["flair", "t1"], full_cases=["Case0"],
                               reviews=reviews)
     case0, case1 = data.case_index == 0, data.case_index == 1

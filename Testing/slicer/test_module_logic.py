@@ -27,7 +27,7 @@ from WeakSegLib.slicer.jobs import group_members
 from WeakSegLib.slicer.review import ACCEPTED, REJECTED
 
 CASE = "Brats18_CBICA_AAB_1"
-TINY_CLASSIFIER = ("data.inplane_scale=1.0", "data.trim=8", "classifier.epochs=40",
+TINY_CLASSIFIER = ("data.inplane_scale=1.0", "data.trim_fraction=0.1", "classifier.epochs=40",
                    "classifier.time_budget_s=none", "classifier.batch_size=16")
 
 
@@ -161,6 +161,39 @@ def test_result_import_on_the_reference_grid_and_seg_nrrd_reload(scene, brats_sa
     sitk.WriteImage(shifted, str(paths["labels"]))
     with pytest.raises(ValueError, match="not on the grid"):
         logic.import_result(scene, out, CASE, reference)
+
+
+@pytest.mark.realdata
+def test_the_brain_mask_segment_wrote_is_shown_beside_the_result(scene, brats_sample,
+                                                                tmp_path) -> None:
+    """``<case>_brain.nii.gz`` (where segment looked) comes in as its own segmentation node,
+    segment "Brain", outlined; it is not taken for a method's label map."""
+    folder = brats_sample / CASE
+    reference = nodes.load_volume_node(scene, folder / f"{CASE}_flair.nii.gz")
+    flair = sitk.ReadImage(str(folder / f"{CASE}_flair.nii.gz"))
+    truth = sitk.ReadImage(str(folder / f"{CASE}_seg.nii.gz"))
+    paths = logic.result_paths(tmp_path, CASE, "self_trained")
+    paths["labels"].parent.mkdir(parents=True)
+    for key, array in (("labels", sitk.GetArrayFromImage(truth) > 0),
+                       ("brain", sitk.GetArrayFromImage(flair) != 0)):
+        image = sitk.GetImageFromArray(array.astype(np.uint8))
+        image.CopyInformation(flair)
+        sitk.WriteImage(image, str(paths[key]))
+    with paths["slices"].open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["slice", "classifier_score", "difference_score", "flagged"])
+        writer.writerows([z, 0.5, "", 0] for z in range(flair.GetSize()[2]))
+
+    result = logic.import_result(scene, tmp_path, CASE, reference)     # method: the one written
+    assert result.segmentation.GetSegmentation().GetNthSegment(0).GetName() == "Tumor"
+    assert result.brain is not None and result.brain is not result.segmentation
+    assert result.brain.GetSegmentation().GetNumberOfSegments() == 1
+    assert result.brain.GetSegmentation().GetNthSegment(0).GetName() == "Brain"
+    assert not result.brain.GetDisplayNode().GetVisibility2DFill()
+    assert np.array_equal(nodes.labelmap_from_segmentation_node(result.brain, reference),
+                          (sitk.GetArrayFromImage(flair) != 0).astype(np.uint8))
+    paths["brain"].unlink()                         # an older run wrote none: no brain node
+    assert logic.import_result(scene, tmp_path, CASE, reference).brain is None
 
 
 # ------------------------------------------------------------------ end to end: real jobs

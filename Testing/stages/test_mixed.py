@@ -18,7 +18,7 @@ from WeakSegLib.models.mixed_unet import MixedUNet
 from WeakSegLib.models.weights import load_model
 from WeakSegLib.pipeline import train_mixed_cohort
 
-TINY = ["data.size=16", "data.inplane_scale=1.0", "data.trim=2", "mixed.width_divisor=16",
+TINY = ["data.size=16", "data.inplane_scale=1.0", "data.trim_fraction=0.05", "mixed.width_divisor=16",
         "mixed.epochs=2", "mixed.iterations_per_epoch=2", "mixed.batches_per_iteration=2",
         "mixed.time_budget_s=none", "runtime.channels_last=false"]
 

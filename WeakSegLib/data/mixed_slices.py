@@ -3,7 +3,7 @@
 A slice's mask is a training target (``has_mask``) when its case is fully annotated or when the
 radiologist accepted or corrected it in the review. Preprocessing, trimming and the random
 crop/pad are the pipeline's own (``data.preprocess``), with the mask cropped by the same offsets.
-Reviewed slices are kept even inside the ``trim`` band (someone looked at them).
+Reviewed slices are kept even inside the trimmed band (``trim_fraction``) (someone looked at them).
 """
 from __future__ import annotations
 
@@ -121,6 +121,7 @@ def build_mixed_slices(cohort: Cohort, cfg: DataConfig, channels: list[str],
     ``reviews``: case → its review outcome (``mixed.records.ReviewedSlices``: ``mask`` and
     ``annotated`` on the original grid). Slice labels come from ``labels``, else from the case's
     mask; a case with neither contributes only its reviewed (accepted/corrected) slices."""
+    from .brain_mask import attach_brain_mask
     from .preprocess import preprocess_case
     from .reader import read_case
 
@@ -132,6 +133,7 @@ def build_mixed_slices(cohort: Cohort, cfg: DataConfig, channels: list[str],
     parts = []
     for number, files in enumerate(progress(cohort.cases) if progress else cohort.cases):
         case = read_case(files)
+        attach_brain_mask(case, cfg)
         depth = case.geometry.shape[0]
         full = files.name in full_cases
         if full and case.mask is None:

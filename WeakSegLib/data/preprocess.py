@@ -1,7 +1,8 @@
 """Seed 000 §3.1.1 preprocessing with an exact way back to the original voxel grid.
 
-Per case: crop to the brain's bounding box, clip non-zero voxels of each modality to the
-1st–99th percentile, min-max scale to [0, 1], optionally rescale in-plane (fast profile),
+Per case: crop to the brain's bounding box (the case's brain mask where one is attached),
+clip the brain (foreground) voxels of each modality to the 1st–99th percentile, scale to
+[0, 1] with everything outside the brain at 0, optionally rescale in-plane (fast profile),
 split into axial slices. ``GridMapping`` records the crop box and the in-plane scale so a
 slice-wise prediction returns to the input grid; training crops/pads record their offsets.
 """
@@ -13,7 +14,11 @@ import numpy as np
 from skimage.transform import resize
 
 from ..config import DataConfig
+from .brain_mask import BRAIN_METHODS, background_value
 from .reader import CaseVolumes
+
+#: brain voxels never normalise to exactly 0, so ``image != 0`` stays the brain downstream
+_FOREGROUND_MIN = 1e-6
 
 
 @dataclass(frozen=True)
@@ -106,17 +111,30 @@ def brain_box(brain: np.ndarray) -> tuple[slice, slice, slice]:
     return tuple(box)
 
 
-def normalise_intensities(volume: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray:
-    """Clip non-zero voxels to the percentiles, then min-max the volume to [0, 1]."""
+def normalise_intensities(volume: np.ndarray, percentiles: tuple[float, float],
+                          foreground: np.ndarray | None = None) -> np.ndarray:
+    """Clip the foreground to its percentiles and scale so that the background level is 0 and
+    the upper percentile 1; everything outside the foreground is 0.
+
+    ``foreground``: the brain mask; by default every voxel that is not the background value
+    (the border's most common value: 0 in BraTS, negative in a z-scored scan). The zero level
+    is the lower of the foreground's low percentile and the 1st percentile outside it, so the
+    result is the same for a scan stored as 8-bit, integer, float or z-scored (any positive
+    affine map of the intensities), and for BraTS (background 0) it is what seed 000 does."""
     out = volume.astype(np.float32, copy=True)
-    nonzero = out != 0
-    if nonzero.any():
-        low, high = np.percentile(out[nonzero], percentiles)
-        out[nonzero] = np.clip(out[nonzero], low, high)
-    lo, hi = float(out.min()), float(out.max())
-    if hi <= lo:
+    if foreground is None:
+        foreground = out != background_value(out)[0]
+    if not foreground.any():
         return np.zeros_like(out)
-    return (out - lo) / (hi - lo)
+    low, high = (float(v) for v in np.percentile(out[foreground], percentiles))
+    outside = out[~foreground]
+    zero = min(low, float(np.percentile(outside, 1))) if outside.size else low
+    if high <= zero:
+        return np.zeros_like(out)
+    scaled = (np.clip(out[foreground], low, high) - zero) / (high - zero)
+    out[:] = 0
+    out[foreground] = np.maximum(scaled, _FOREGROUND_MIN)
+    return out
 
 
 def preprocess_case(case: CaseVolumes, cfg: DataConfig, channels: list[str] | None = None
@@ -124,12 +142,16 @@ def preprocess_case(case: CaseVolumes, cfg: DataConfig, channels: list[str] | No
     """Crop, normalise and (for the fast profile) rescale a case; keep the way back."""
     channels = channels or case.channels
     stacked = case.stack(channels)
-    box = brain_box(np.any(stacked != 0, axis=0))
+    brain = case.brain_mask if case.brain_mask is not None else np.any(stacked != 0, axis=0)
+    box = brain_box(brain)
     cropped = stacked[(slice(None), *box)]
+    # an extracted brain mask is the foreground of every channel (the scalp goes); otherwise
+    # each channel's own non-background voxels, as seed 000 does
+    foreground = brain[box] if case.brain_source in BRAIN_METHODS else None
     _, depth, height, width = cropped.shape
     scaled = (max(1, round(height * cfg.inplane_scale)), max(1, round(width * cfg.inplane_scale)))
     mapping = GridMapping(tuple(stacked.shape[1:]), box, scaled)
-    normalised = [normalise_intensities(c, cfg.clip_percentiles) for c in cropped]
+    normalised = [normalise_intensities(c, cfg.clip_percentiles, foreground) for c in cropped]
     if scaled != (height, width):
         normalised = [np.clip(resize(c, (depth, *scaled), order=1, preserve_range=True,
                                      anti_aliasing=True), 0, 1).astype(np.float32)
@@ -140,11 +162,12 @@ def preprocess_case(case: CaseVolumes, cfg: DataConfig, channels: list[str] | No
 
 
 def training_slices(case: PreprocessedCase, cfg: DataConfig) -> np.ndarray:
-    """Preprocessed slice indices used for training: not within ``trim`` slices of either end
-    of the original volume, and at most ``max_zero_fraction`` zero pixels."""
-    original = np.arange(case.n_slices) + case.mapping.first_slice
-    depth = case.mapping.original_shape[0]
-    keep = (original >= cfg.trim) & (original < depth - cfg.trim)
+    """Preprocessed slice indices used for training: not within ``trim_fraction`` of the
+    brain's superior–inferior extent (the crop box) of either end, and at most
+    ``max_zero_fraction`` zero pixels."""
+    index = np.arange(case.n_slices)
+    trim = int(round(cfg.trim_fraction * case.n_slices))
+    keep = (index >= trim) & (index < case.n_slices - trim)
     keep &= (1.0 - case.nonzero_fraction) <= cfg.max_zero_fraction
     return np.flatnonzero(keep)
 

@@ -71,6 +71,9 @@ class CaseVolumes:
     geometry: Geometry
     mask: np.ndarray | None = None
     files: CaseFiles | None = None
+    # set by data.brain_mask.attach_brain_mask: the brain (bool, z y x) and where it came from
+    brain_mask: np.ndarray | None = None
+    brain_source: str = "nonzero"
 
     @property
     def channels(self) -> list[str]:
@@ -88,7 +91,10 @@ class CaseVolumes:
 
     @property
     def brain(self) -> np.ndarray:
-        """Voxels non-zero in any modality: BraTS images are skull-stripped with zero outside."""
+        """The attached brain mask; else voxels non-zero in any modality (BraTS images are
+        skull-stripped with zero outside)."""
+        if self.brain_mask is not None:
+            return self.brain_mask
         return np.any(np.stack([im != 0 for im in self.images.values()]), axis=0)
 
 

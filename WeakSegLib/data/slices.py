@@ -13,8 +13,10 @@ from typing import Callable, Mapping
 import numpy as np
 
 from ..config import DataConfig
+from ..events import EventWriter
 from .cohort import Cohort
 from .errors import InputError
+from .brain_mask import attach_brain_mask
 from .labels import labels_from_mask
 from .preprocess import crop_or_pad, preprocess_case, training_slices
 from .reader import read_case
@@ -89,8 +91,10 @@ def cohort_fingerprint(cohort: Cohort) -> str:
 
 def build_slice_set(cohort: Cohort, cfg: DataConfig, channels: list[str],
                     labels: SliceLabels | None = None, seed: int = 0,
-                    progress: Callable | None = None) -> SliceSet:
-    """Read, preprocess and slice every case; labels come from ``labels`` or else from masks."""
+                    progress: Callable | None = None, device: object = "cpu",
+                    events: EventWriter | None = None) -> SliceSet:
+    """Read, preprocess and slice every case; labels come from ``labels`` or else from masks.
+    Each case's brain mask follows ``cfg.brain_mask`` (extraction runs on ``device``)."""
     rng = np.random.default_rng(seed)
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("images", "labels", "case", "slice",
                                                           "masks")}
@@ -98,6 +102,7 @@ def build_slice_set(cohort: Cohort, cfg: DataConfig, channels: list[str],
     have_masks = all(c.mask is not None for c in cohort)
     for number, files in enumerate(cases):
         case = read_case(files)
+        attach_brain_mask(case, cfg, device, events)
         if labels is not None and files.name in labels:
             case_labels = np.asarray(labels[files.name], np.uint8)
             if case_labels.shape[0] != case.geometry.shape[0]:

@@ -14,6 +14,7 @@ import SimpleITK as sitk
 
 from ..data.cohort import Cohort
 from ..data.errors import InputError
+from ..data.brain_mask import BRAIN_MASK_NAME
 from ..data.reader import read_case, read_image
 from ..events import EventWriter
 from .metrics import segmentation_metrics, summarise
@@ -34,7 +35,7 @@ def find_predictions(pred_dir: Path, cases: list[str]) -> dict[str, dict[str, Pa
         if not folder.is_dir():
             continue
         for path in sorted(folder.iterdir()):
-            if match := pattern.match(path.name):
+            if (match := pattern.match(path.name)) and match["method"] != BRAIN_MASK_NAME:
                 found.setdefault(match["method"], {})[case] = path
     if not found:
         raise InputError(pred_dir, "no predictions found: expected <case>/<case>_<method>.nii.gz "

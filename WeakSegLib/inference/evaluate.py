@@ -12,6 +12,7 @@ from ..baselines import flair_threshold
 from ..data.cohort import Cohort
 from ..data.errors import InputError
 from ..data.labels import labels_from_mask
+from ..data.brain_mask import attach_brain_mask
 from ..data.reader import CaseVolumes, read_case, write_label_map
 from ..evaluation.scoring import evaluate_predictions, write_report
 from ..events import EventWriter
@@ -116,11 +117,13 @@ def _pick_examples(candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def evaluate_model(bundle: Bundle, cohort: Cohort, out_dir: Path, overwrite: bool = False,
                    events: EventWriter | None = None, show_progress: bool = True,
-                   on_case: Callable[[CaseVolumes, CaseSegmentation], None] | None = None
-                   ) -> dict[str, Any]:
+                   on_case: Callable[[CaseVolumes, CaseSegmentation], None] | None = None,
+                   brain_mask: str | None = None) -> dict[str, Any]:
     """Segment every masked case with every method, write predictions, metrics and report.
     ``on_case(case, result)`` sees each case's volumes and segmentation while they are in
-    memory (experiments collect per-slice figures there without segmenting twice)."""
+    memory (experiments collect per-slice figures there without segmenting twice).
+    ``brain_mask``: auto | on | off (default: the bundle's ``data.brain_mask``); the
+    flair_threshold baseline looks inside it too."""
     events = events or EventWriter()
     cohort = cohort.with_masks()
     if not len(cohort):
@@ -143,6 +146,7 @@ def evaluate_model(bundle: Bundle, cohort: Cohort, out_dir: Path, overwrite: boo
     for files in track(cohort.cases, "evaluate", events=events, stage="evaluate", unit="case",
                        show=show_progress):
         case = read_case(files, require_mask=True)
+        attach_brain_mask(case, cfg.data, bundle.device, events, mode=brain_mask)
         result = segment_case(bundle, case, methods)
         seconds[case.name] = result.seconds
         for method in POSTPROCESS_METHODS:      # what `segment` writes by default

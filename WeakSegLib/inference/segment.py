@@ -9,6 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..data.brain_mask import attach_brain_mask, brain_mask_path, write_brain_mask
 from ..data.cohort import Cohort
 from ..data.errors import InputError
 from ..data.reader import read_case
@@ -43,10 +44,12 @@ def resolve_postprocess(bundle: Bundle, ops: str | None) -> str | None:
 def segment_cohort(bundle: Bundle, cohort: Cohort, out_dir: Path | None,
                    methods: Sequence[str], overwrite: bool = False, postprocess: str | None = None,
                    events: EventWriter | None = None, show_progress: bool = True,
-                   keep: bool = False) -> list[CaseSegmentation]:
+                   keep: bool = False, brain_mask: str | None = None) -> list[CaseSegmentation]:
     """Segment every case; with ``out_dir``, write its files (checked before any work, so
-    an existing output stops the run before minutes are spent). ``keep``: return the full
-    results (evaluation needs them); otherwise only the label maps are kept in memory."""
+    an existing output stops the run before minutes are spent) and its brain mask
+    (``<case>_brain.nii.gz``). ``keep``: return the full results (evaluation needs them);
+    otherwise only the label maps are kept in memory. ``brain_mask``: auto | on | off
+    (default: the bundle's ``data.brain_mask``)."""
     events = events or EventWriter()
     postprocess = resolve_postprocess(bundle, postprocess)
     methods = check_methods(bundle, list(methods))
@@ -59,12 +62,14 @@ def segment_cohort(bundle: Bundle, cohort: Cohort, out_dir: Path | None,
     if out_dir is not None and not overwrite:
         refuse_existing([p for case in cohort.names for m in methods
                          for key, p in case_outputs(out_dir, case, m).items()
-                         if key != "slices" or m == table_method])
+                         if key != "slices" or m == table_method]
+                         + [brain_mask_path(out_dir, case) for case in cohort.names])
     results = []
     started = time.time()
     for files in track(cohort.cases, "segment", events=events, stage="segment",
                        unit="case", show=show_progress):
         case = read_case(files)
+        attach_brain_mask(case, bundle.profile.data, bundle.device, events, mode=brain_mask)
         result = segment_case(bundle, case, methods)
         if postprocess:
             postprocess_case(result, postprocess, case.brain)
@@ -72,6 +77,8 @@ def segment_cohort(bundle: Bundle, cohort: Cohort, out_dir: Path | None,
             for path in write_case(out_dir, result, methods, table_method,
                                    bundle.profile.inference, overwrite):
                 events.artefact("segment", path)
+            events.artefact("segment", write_brain_mask(brain_mask_path(out_dir, files.name),
+                                                        case.brain, case.geometry, overwrite))
         events.metric("segment", f"{files.name}/seconds", result.seconds)
         if not keep:
             result.probabilities, result.flair, result.variant = {}, np.zeros(0), np.zeros(0)

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from ..config import MODALITIES
+from ..data.brain_mask import BRAIN_MASK_NAME
 from ..data.modalities import recognise_modality
 from . import nodes
 from .review import ReviewRow, ReviewSession, read_slices_csv
@@ -25,6 +26,10 @@ INPUT_SUFFIX = ".nii"          # uncompressed: the files are temporary, writing 
 
 
 # ------------------------------------------------------------------ names
+
+#: the brain mask's outline in the views (the tumour keeps nodes.TUMOR_COLOR)
+BRAIN_COLOR: tuple[float, float, float] = (0.35, 0.75, 0.95)
+
 
 def case_name(node_name: str) -> str:
     """A case name from a volume node's name: its modality token dropped, unsafe characters out.
@@ -210,13 +215,15 @@ class SegmentResult:
     label_path: Path
     slices_path: Path
     inputs: dict[str, Path] = field(default_factory=dict)
+    brain: Any | None = None        # segmentation node "Brain" (the brain mask segment used)
 
 
 def result_paths(out_dir: str | Path, case: str, method: str) -> dict[str, Path]:
     """Where ``segment`` writes a case's outputs (the CLI contract)."""
     base = Path(out_dir) / case
     return {"labels": base / f"{case}_{method}.nii.gz", "seg": base / f"{case}_{method}.seg.nrrd",
-            "slices": base / f"{case}_slices.csv"}
+            "slices": base / f"{case}_slices.csv",
+            "brain": base / f"{case}_{BRAIN_MASK_NAME}.nii.gz"}
 
 
 def read_label_map(path: str | Path, reference: Any) -> np.ndarray:
@@ -256,6 +263,7 @@ def written_method(out_dir: str | Path, case: str) -> str | None:
     folder = Path(out_dir) / case
     prefix, suffix = f"{case}_", ".nii.gz"
     found = sorted(p.name[len(prefix):-len(suffix)] for p in folder.glob(f"{prefix}*{suffix}"))
+    found = [m for m in found if m != BRAIN_MASK_NAME]          # the brain mask is no method
     return found[0] if len(found) == 1 else None
 
 
@@ -283,7 +291,27 @@ def import_result(scene: Any, out_dir: str | Path, case: str, reference: Any,
         scene, labels, reference, name=name or scene.GenerateUniqueName(f"WeakSeg {case}"))
     if reference.GetTransformNodeID():            # the labels sit on the reference's own grid
         segmentation.SetAndObserveTransformNodeID(reference.GetTransformNodeID())
-    return SegmentResult(case, segmentation, labels, rows, paths["labels"], paths["slices"])
+    brain = import_brain_mask(scene, paths["brain"], reference, case)
+    return SegmentResult(case, segmentation, labels, rows, paths["labels"], paths["slices"],
+                         brain=brain)
+
+
+def import_brain_mask(scene: Any, path: str | Path, reference: Any, case: str) -> Any | None:
+    """The brain mask ``segment`` wrote (where it looked) as its own segmentation node,
+    segment "Brain", drawn as an outline; None when the run wrote none."""
+    if not Path(path).is_file():
+        return None
+    mask = read_label_map(path, reference)
+    node = nodes.segmentation_node_from_labelmap(
+        scene, mask, reference, name=scene.GenerateUniqueName(f"WeakSeg {case} brain"),
+        segment_name="Brain", color=BRAIN_COLOR)
+    display = node.GetDisplayNode()
+    if display is not None:
+        display.SetVisibility2DFill(False)      # outline only: the tumour stays readable
+        display.SetVisibility3D(False)
+    if reference.GetTransformNodeID():
+        node.SetAndObserveTransformNodeID(reference.GetTransformNodeID())
+    return node
 
 
 def review_table(scene: Any, session: ReviewSession, node: Any | None = None) -> Any:
