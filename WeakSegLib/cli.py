@@ -77,7 +77,8 @@ def cmd_baseline(args: argparse.Namespace, events: EventWriter) -> int:
     for files, path in zip(track(cohort.cases, args.method, events=events, stage=args.method,
                                  show=not args.quiet), outputs):
         case = read_case(files)
-        write_label_map(path, method(case, cfg), case.geometry, overwrite=True)
+        write_label_map(path, case.to_input(method(case, cfg)), case.input_geometry,
+                        overwrite=True)
         events.artefact(args.method, path)
     _say(args, f"wrote {args.method} label maps for {len(outputs)} cases to {args.out}")
     return 0
