@@ -52,16 +52,41 @@ def _translation(scene, offset) -> object:
 
 # ------------------------------------------------------------------ #5: grids, before any work
 
-def test_a_reference_on_another_grid_is_refused_before_any_work(controller, scene, add_volume,
-                                                                view, tmp_path) -> None:
+def test_a_reference_that_does_not_overlap_is_refused_before_any_work(
+        controller, scene, add_volume, view, tmp_path) -> None:
     flair = add_volume(scene, "caseA_flair")
-    other = add_volume(scene, "caseA_t2", FINER)
+    other = add_volume(scene, "caseB_t2", FAR)
     controller.update(flair=flair, reference=other)
     problem = controller.segment_problem()
-    assert "reference volume 'caseA_t2' is not on the FLAIR volume's grid" in problem
+    assert "reference volume 'caseB_t2' does not overlap the FLAIR volume" in problem
     assert not controller.enabled()["applyButton"]
     assert controller.apply() is None and view.errors == [problem]
     assert not (tmp_path / "work").exists()                    # nothing was written or started
+
+
+def test_a_reference_on_another_grid_gets_the_result_resampled_onto_it(
+        controller, scene, add_volume, view) -> None:
+    """Issue 14: as the CLI resamples another series onto the FLAIR grid, the panel puts the
+    result (on the FLAIR grid) onto a reference volume of another grid."""
+    flair = add_volume(scene, "caseA_flair")
+    other = add_volume(scene, "caseA_t2", FINER, seed=1)
+    controller.update(flair=flair, reference=other)
+    assert controller.segment_problem() is None
+    job = controller.apply()
+    assert any("reference volume 'caseA_t2' is not on the FLAIR volume's grid" in m
+               for m in view.messages)
+    assert controller.wait(60) == "done", job.error_message()
+    result = controller.last_result
+    assert result is not None, view.errors
+    assert result.labels.shape == FINER.shape and result.labels.any()
+    # the same labels as the FLAIR-grid label map, put on the reference grid in physical space
+    written = sitk.ReadImage(str(result.label_path))
+    expected = sitk.GetArrayFromImage(sitk.Resample(
+        written, FINER.image_from_array(np.zeros(FINER.shape, np.uint8)), sitk.Transform(),
+        sitk.sitkNearestNeighbor, 0))
+    assert np.array_equal(result.labels, expected)
+    exported = nodes.labelmap_from_segmentation_node(result.segmentation, other)
+    assert np.array_equal(exported, expected)
 
 
 def test_t1_on_another_grid_is_resampled_onto_the_flair_grid(controller, scene, add_volume,

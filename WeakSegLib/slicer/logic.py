@@ -102,27 +102,28 @@ def off_grid_inputs(mapping: Mapping[str, Any]) -> list[str]:
 
 
 def _overlap(a: Any, b: Any) -> bool:
-    """Whether the physical boxes of two grids intersect (resampling one onto the other)."""
-    def box(geometry):
-        corners = []
-        for i in (0, geometry.size[0] - 1):
-            for j in (0, geometry.size[1] - 1):
-                for k in (0, geometry.size[2] - 1):
-                    direction = np.asarray(geometry.direction).reshape(3, 3)
-                    corners.append(np.asarray(geometry.origin)
-                                   + direction @ (np.asarray(geometry.spacing) * (i, j, k)))
-        corners = np.asarray(corners)
-        return corners.min(axis=0), corners.max(axis=0)
+    """Whether grid ``a`` covers enough of grid ``b`` in physical space to be resampled onto it
+    (the CLI's rule: ``data.min_overlap`` of its extent)."""
+    from ..config import DataConfig
+    from ..data.frame import overlap_fraction
 
-    (amin, amax), (bmin, bmax) = box(a), box(b)
-    return bool(np.all(amin <= bmax) and np.all(bmin <= amax))
+    return overlap_fraction(a, b) >= DataConfig().min_overlap
+
+
+def off_grid_reference(mapping: Mapping[str, Any], reference: Any) -> bool:
+    """Whether the reference volume lies on another grid than the FLAIR volume (the result,
+    on the FLAIR grid, is then resampled onto the reference's)."""
+    flair = mapping.get("flair")
+    if flair is None or reference is None or reference is flair:
+        return False
+    return bool(world_geometry(reference).differences(world_geometry(flair)))
 
 
 def geometry_problem(mapping: Mapping[str, Any], reference: Any) -> str | None:
     """Why the selected volumes cannot be segmented together, checked before any work starts.
 
-    The result is on the FLAIR grid, so the reference volume must share it; other modalities
-    may lie on another grid (they are resampled onto the FLAIR grid) but must overlap it.
+    Other modalities and the reference volume may lie on another grid (modalities are
+    resampled onto the FLAIR grid, the result onto the reference's) but must overlap it.
     """
     flair = mapping.get("flair")
     if flair is None:
@@ -133,12 +134,10 @@ def geometry_problem(mapping: Mapping[str, Any], reference: Any) -> str | None:
             if node is not None and key != "flair" and not _overlap(world_geometry(node), grid):
                 return (f"the {key} volume {node.GetName()!r} does not overlap the FLAIR volume "
                         f"{flair.GetName()!r}: select the same patient's series")
-        if reference is not None and reference is not flair:
-            differences = world_geometry(reference).differences(grid)
-            if differences:
-                return (f"the reference volume {reference.GetName()!r} is not on the FLAIR "
-                        f"volume's grid ({'; '.join(differences)}): the result is on the FLAIR "
-                        "grid, so choose the FLAIR volume (or one on its grid) as reference")
+        if reference is not None and reference is not flair \
+                and not _overlap(world_geometry(reference), grid):
+            return (f"the reference volume {reference.GetName()!r} does not overlap the FLAIR "
+                    f"volume {flair.GetName()!r}: choose a volume of the same patient's study")
     except ValueError as error:
         return str(error)
     return None
@@ -219,19 +218,24 @@ def result_paths(out_dir: str | Path, case: str, method: str) -> dict[str, Path]
             "slices": base / f"{case}_slices.csv"}
 
 
-def read_label_map(path: str | Path, reference: Any) -> np.ndarray:
-    """The CLI's label map as a (z, y, x) uint8 array, checked against the reference's grid."""
+def read_label_map(path: str | Path, reference: Any, grid: Any | None = None) -> np.ndarray:
+    """The CLI's label map as a (z, y, x) uint8 array on the reference's grid. It must lie on
+    ``grid`` (the FLAIR input's; default: the reference's own); a reference on another grid
+    gets it resampled (nearest neighbour, physical space)."""
     import SimpleITK as sitk
 
+    from ..data.frame import resample_onto
     from ..data.reader import Geometry
 
     image = sitk.ReadImage(str(path))
-    expected = world_geometry(reference)
-    found = Geometry.of(image)
-    problems = found.differences(expected)
+    target = world_geometry(reference)
+    expected = grid if grid is not None else target
+    problems = Geometry.of(image).differences(expected)
     if problems:
-        raise ValueError(f"{path} is not on the grid of {reference.GetName()!r}: "
-                         + "; ".join(problems))
+        name = "the FLAIR input" if grid is not None else repr(reference.GetName())
+        raise ValueError(f"{path} is not on the grid of {name}: " + "; ".join(problems))
+    if target.differences(expected):
+        image = resample_onto(image, target, "mask")
     return sitk.GetArrayFromImage(image).astype(np.uint8)
 
 
@@ -261,8 +265,9 @@ def written_method(out_dir: str | Path, case: str) -> str | None:
 
 def import_result(scene: Any, out_dir: str | Path, case: str, reference: Any,
                   method: str | None = None, postprocess_ops: str | None = None,
-                  name: str | None = None) -> SegmentResult:
-    """The label map and slice scores of a finished segment run as nodes in ``scene``.
+                  name: str | None = None, grid: Any | None = None) -> SegmentResult:
+    """The label map and slice scores of a finished segment run as nodes in ``scene``; ``grid``:
+    the FLAIR input's grid when the reference volume lies on another (see ``read_label_map``).
 
     ``method=None``: the one label map the run wrote (``segment`` chose the method: the run's
     default, or "mixed" for a mixed-supervision run)."""
@@ -275,7 +280,7 @@ def import_result(scene: Any, out_dir: str | Path, case: str, reference: Any,
     for key in ("labels", "slices"):
         if not paths[key].is_file():
             raise FileNotFoundError(f"segment did not write {paths[key]}")
-    labels = read_label_map(paths["labels"], reference)
+    labels = read_label_map(paths["labels"], reference, grid)
     rows = read_slices_csv(paths["slices"])
     if postprocess_ops:
         labels = postprocess_labels(labels, postprocess_ops, reference, rows)
