@@ -101,8 +101,9 @@ def write_slices_csv(path: Path, rows: list[dict], overwrite: bool = False) -> P
         writer = csv.DictWriter(handle, fieldnames=SLICE_COLUMNS)
         writer.writeheader()
         for row in rows:
-            writer.writerow({"slice_axis": "k", **row, "difference_score": "" if row["difference_score"] is None
-                             else row["difference_score"], "flagged": int(row["flagged"])})
+            difference = row["difference_score"]
+            writer.writerow({"slice_axis": "k", **row, "flagged": int(row["flagged"]),
+                             "difference_score": "" if difference is None else difference})
     return path
 
 
