@@ -106,3 +106,35 @@ def test_read_case_brings_a_coronal_case_to_the_model_frame(tmp_path: Path) -> N
     assert np.array_equal(case.images["flair"], arrays["flair"])
     assert np.array_equal(case.mask, arrays["seg"])
     assert case.input_geometry.size == sitk.ReadImage(str(folder / "c1_flair.nii.gz")).GetSize()
+
+
+def test_a_fine_grid_is_read_at_the_trained_spacing_with_its_slices_kept(tmp_path: Path
+                                                                         ) -> None:
+    """A 0.5 × 0.5 mm case reaches the model at 1 mm (training and segment alike)."""
+    arrays = synthetic_arrays(shape=(6, 40, 36))
+    folder = tmp_path / "c1"
+    folder.mkdir()
+    for key, array in arrays.items():
+        sitk.WriteImage(_image(array, spacing=(0.5, 0.5, 5.0)), str(folder / f"c1_{key}.nii.gz"))
+    case = read_case(discover_cohort(folder).cases[0], data=DataConfig())
+    assert case.geometry.spacing == (1.0, 1.0, 5.0) and case.geometry.shape == (6, 20, 18)
+    assert case.mask.shape == (6, 20, 18) and set(np.unique(case.mask)) <= {0, 1}
+    assert case.input_geometry.shape == (6, 40, 36)
+    kept = read_case(discover_cohort(folder).cases[0])          # no ``data``: spacing kept
+    assert kept.geometry.shape == (6, 40, 36) and kept.frame.identity
+
+
+def test_slice_labels_of_a_sagittal_scan_are_refused(tmp_path: Path) -> None:
+    from WeakSegLib.data.errors import InputError
+    from WeakSegLib.data.slices import input_slice_labels
+
+    folder = tmp_path / "c1"
+    folder.mkdir()
+    flair = sitk.DICOMOrient(_image(synthetic_arrays()["flair"]), "PIR")
+    sitk.WriteImage(flair, str(folder / "c1_flair.nii.gz"))
+    case = read_case(discover_cohort(folder).cases[0])
+    with pytest.raises(InputError, match="acquired sagittally") as err:
+        input_slice_labels(case, np.zeros(flair.GetSize()[2], np.uint8))
+    assert "c1_flair.nii.gz" in str(err.value)
+    with pytest.raises(InputError, match="slice labels for"):
+        input_slice_labels(case, np.zeros(3, np.uint8))
