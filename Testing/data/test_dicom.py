@@ -11,6 +11,7 @@ from dicom_helpers import cropped, write_dicom_series
 from WeakSegLib.config import DataConfig
 from WeakSegLib.data.cohort import discover_cohort
 from WeakSegLib.data.errors import InputError
+from WeakSegLib.data.geometry import Geometry
 from WeakSegLib.data.reader import read_case
 
 #: a small block of the sample case around its tumour: 12 slices of 70 × 60
@@ -78,3 +79,41 @@ def test_folder_with_two_series(brats_sample: Path, tmp_path: Path) -> None:
         read_case(discover_cohort(folder).cases[0])
     message = str(err.value)
     assert "1.2.3.4.1 (AX FLAIR, 12 files)" in message and "1.2.3.4.2 (AX T1" in message
+
+
+@pytest.mark.realdata
+def test_segment_of_a_dicom_series_equals_segment_of_the_nifti(brats_sample: Path,
+                                                               tmp_path: Path) -> None:
+    """The default model on a small block of the sample case, FLAIR as a sagittal DICOM series
+    or as NIfTI: the same label map on the same grid."""
+    import torch
+
+    from WeakSegLib.inference.bundle import load_bundle
+    from WeakSegLib.inference.segment import segment_cohort
+
+    torch.set_num_threads(1)
+    bundle = load_bundle("default", "cpu")
+    multimodal = brats_sample.parent / "brats2018-multimodal" / "Brats18_CBICA_AMH_1"
+    if not multimodal.is_dir():
+        pytest.skip(f"{multimodal} is absent: the default model needs FLAIR, T1, T1ce and T2")
+    images = {k: sitk.DICOMOrient(sitk.Cast(cropped(sitk.ReadImage(
+        str(multimodal / f"Brats18_CBICA_AMH_1_{k}.nii.gz")), (slice(60, 72), slice(50, 150),
+                                                              slice(60, 160))), sitk.sitkInt16),
+        "PIR") for k in bundle.channels}
+    labels = {}
+    for kind in ("nifti", "dicom"):
+        folder = tmp_path / kind / "c1"
+        folder.mkdir(parents=True)
+        for key, image in images.items():
+            if kind == "dicom" and key == "flair":
+                write_dicom_series(image, folder / "c1_flair")
+            else:
+                sitk.WriteImage(image, str(folder / f"c1_{key}.nii.gz"))
+        segment_cohort(bundle, discover_cohort(folder), tmp_path / f"out_{kind}", ["seed_only"],
+                       show_progress=False)
+        labels[kind] = sitk.ReadImage(str(tmp_path / f"out_{kind}" / "c1" / "c1_seed_only.nii.gz"))
+    assert sitk.GetArrayFromImage(labels["nifti"]).sum() > 100      # the block holds tumour
+    assert Geometry.of(labels["dicom"]).differences(Geometry.of(images["flair"])) == []
+    assert Geometry.of(labels["dicom"]).differences(Geometry.of(labels["nifti"])) == []
+    assert np.array_equal(sitk.GetArrayFromImage(labels["dicom"]),
+                          sitk.GetArrayFromImage(labels["nifti"]))
