@@ -136,6 +136,7 @@ def read_case(case: CaseFiles, require_mask: bool = False, data: DataConfig | No
     for key, path in paths:
         image = read_image(path)
         geometry = Geometry.of(image)
+        array = _finite_array(image, path)
         if reference is None:
             reference, reference_path = geometry, path
         elif diffs := reference.differences(geometry):
@@ -144,12 +145,11 @@ def read_case(case: CaseFiles, require_mask: bool = False, data: DataConfig | No
                 raise InputError(path, f"does not overlap {reference_path.name} in space "
                                  f"(it covers {covered:.0%} of its extent): not the same "
                                  "patient's study, or its position was lost on export")
-            _finite_array(image, path)
             image = resample_onto(image, reference, "mask" if key == "seg" else "image")
+            array = sitk.GetArrayFromImage(image).astype(np.float32, copy=False)
             warnings.append(f"{path}: not on the grid of {reference_path.name} "
                             f"({'; '.join(diffs)}); resampled onto it")
             _log.warning(warnings[-1])
-        array = _finite_array(image, path)
         if key == "seg":
             mask = (array > 0).astype(np.uint8)
         else:

@@ -83,7 +83,9 @@ def cohort_fingerprint(cohort: Cohort) -> str:
     digest = hashlib.sha256()
     for case in cohort:
         for path in sorted([*case.images.values(), *([case.mask] if case.mask else [])]):
-            digest.update(f"{case.name}/{path.name}:{path.stat().st_size};".encode())
+            size = sum(p.stat().st_size for p in path.iterdir()) if path.is_dir() \
+                else path.stat().st_size              # a DICOM series folder: its files
+            digest.update(f"{case.name}/{path.name}:{size};".encode())
     return digest.hexdigest()[:16]
 
 
