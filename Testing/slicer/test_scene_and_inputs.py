@@ -168,3 +168,25 @@ def test_closing_the_scene_forgets_its_nodes_and_cancels_segmenting(controller, 
     assert controller.wait(30) == "cancelled" and "scene was closed" in " ".join(view.messages)
     assert controller.params.flair is None and not view.errors
     assert controller.parameter_node.GetScene() is scene
+
+
+def test_review_rows_of_a_sagittal_scan_jump_along_its_axial_axis(scene, add_volume,
+                                                                  tmp_path) -> None:
+    """Issue 14: for a FLAIR stored sagittally, ``segment``'s table counts axial slices along
+    the FLAIR's j axis (its slice_axis column); a row click moves along that axis."""
+    probe = sitk.Image([2, 2, 2], sitk.sitkUInt8)
+    direction = sitk.DICOMOrient(probe, "PIR").GetDirection()    # i → P, j → I, k → R
+    sagittal = Geometry((12, 10, 8), (2.0, 2.0, 2.5), (5.0, -3.0, 7.0), direction)
+    flair = add_volume(scene, "sag_flair", sagittal)
+    to_ijk = np.linalg.inv(logic.ijk_to_world(flair))
+    first = np.asarray(logic.slice_center_ras(flair, 3, "j"))
+    second = np.asarray(logic.slice_center_ras(flair, 4, "j"))
+    assert (to_ijk @ np.append(first, 1.0))[1] == pytest.approx(3.0)
+    step = second - first                                        # one slice: 2 mm inferior
+    assert step == pytest.approx([0.0, 0.0, -2.0])
+    table = tmp_path / "c_slices.csv"
+    table.write_text("slice,classifier_score,difference_score,review_priority,flagged,"
+                     "slice_axis\n0,0.1,,0.2,0,j\n")
+    assert logic.slices_axis(table) == "j"
+    table.write_text("slice,classifier_score,difference_score,flagged\n0,0.1,,0\n")
+    assert logic.slices_axis(table) == "k"                       # a table from before

@@ -592,9 +592,11 @@ class PanelController:
             return None
         self.selected_row = index
         slice_index = self.review.rows[index].slice
-        reference = self.reference()
+        # the table counts the FLAIR's slices (along i or j for a scan not acquired axially)
+        reference = self.params.flair or self.reference()
         if reference is not None:
-            logic.jump_to_slice(self.scene, reference, slice_index)
+            axis = self.last_result.slice_axis if self.last_result is not None else "k"
+            logic.jump_to_slice(self.scene, reference, slice_index, axis)
         self._changed()
         return slice_index
 

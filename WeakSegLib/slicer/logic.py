@@ -209,6 +209,15 @@ class SegmentResult:
     label_path: Path
     slices_path: Path
     inputs: dict[str, Path] = field(default_factory=dict)
+    slice_axis: str = "k"         # the FLAIR's index axis the table's slices count along
+
+
+def slices_axis(path: str | Path) -> str:
+    """The ``slice_axis`` column of a slice table (k: axial input, or a table without it)."""
+    with Path(path).open(newline="", encoding="utf-8") as handle:
+        row = next(csv.DictReader(handle), None) or {}
+    axis = (row.get("slice_axis") or "k").strip()
+    return axis if axis in ("i", "j", "k") else "k"
 
 
 def result_paths(out_dir: str | Path, case: str, method: str) -> dict[str, Path]:
@@ -288,7 +297,8 @@ def import_result(scene: Any, out_dir: str | Path, case: str, reference: Any,
         scene, labels, reference, name=name or scene.GenerateUniqueName(f"WeakSeg {case}"))
     if reference.GetTransformNodeID():            # the labels sit on the reference's own grid
         segmentation.SetAndObserveTransformNodeID(reference.GetTransformNodeID())
-    return SegmentResult(case, segmentation, labels, rows, paths["labels"], paths["slices"])
+    return SegmentResult(case, segmentation, labels, rows, paths["labels"], paths["slices"],
+                         slice_axis=slices_axis(paths["slices"]))
 
 
 def review_table(scene: Any, session: ReviewSession, node: Any | None = None) -> Any:
@@ -304,10 +314,14 @@ def ijk_to_world(reference: Any) -> np.ndarray:
     return nodes.ras_matrix_from_geometry(world_geometry(reference))
 
 
-def slice_center_ras(reference: Any, slice_index: int) -> tuple[float, float, float]:
-    """World RAS position of the centre of axial slice ``slice_index`` (k) of the reference."""
+def slice_center_ras(reference: Any, slice_index: int, axis: str = "k"
+                     ) -> tuple[float, float, float]:
+    """World RAS position of the centre of slice ``slice_index`` of the reference, counted
+    along its index ``axis`` (k; i or j for a scan not acquired axially, as ``segment``'s slice
+    table says)."""
     dims = reference.GetImageData().GetDimensions()
-    ijk = np.array([(dims[0] - 1) / 2.0, (dims[1] - 1) / 2.0, float(slice_index), 1.0])
+    ijk = np.array([(dims[0] - 1) / 2.0, (dims[1] - 1) / 2.0, (dims[2] - 1) / 2.0, 1.0])
+    ijk["ijk".index(axis)] = float(slice_index)
     ras = ijk_to_world(reference) @ ijk
     return float(ras[0]), float(ras[1]), float(ras[2])
 
@@ -325,11 +339,12 @@ def slice_nodes(scene: Any) -> list[Any]:
             for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceNode"))]
 
 
-def jump_to_slice(scene: Any, reference: Any, slice_index: int) -> tuple[float, float, float]:
+def jump_to_slice(scene: Any, reference: Any, slice_index: int, axis: str = "k"
+                  ) -> tuple[float, float, float]:
     """Move every slice view to the given slice of the reference (what a review row click does)."""
     import slicer
 
-    ras = slice_center_ras(reference, slice_index)
+    ras = slice_center_ras(reference, slice_index, axis)
     slicer.vtkMRMLSliceNode.JumpAllSlices(scene, *ras)
     return ras
 
