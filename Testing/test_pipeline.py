@@ -189,7 +189,8 @@ def test_the_paper_profile_still_runs_end_to_end_on_the_cpu(tiny_flair_t1_phanto
     # the paper profile's resolution (128 px, ×2 inside the classifier), bf16 autocast and
     # channels-last stay; widths ÷ 8 and one epoch keep it to minutes on 2 cores
     profile = apply_overrides(get_profile("paper"), [
-        "data.trim_fraction=0.1", "classifier.epochs=1", "classifier.width_divisor=8", "seeds.rise_masks=8",
+        "data.trim_fraction=0.1", "data.inplane_spacing=2.0",   # the 2 mm phantom at its grid
+        "classifier.epochs=1", "classifier.width_divisor=8", "seeds.rise_masks=8",
         "seeds.rise_batch=8", "gan.epochs=1", "gan.width_divisor=8", "converter.epochs=1",
         "segmenter.epochs=1", "selftrain.epochs=1", "refinement.max_components=1",
         "runtime.num_workers=0"])

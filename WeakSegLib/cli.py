@@ -86,7 +86,8 @@ def cmd_baseline(args: argparse.Namespace, events: EventWriter) -> int:
                                  show=not args.quiet), outputs):
         case = read_case(files)
         attach_brain_mask(case, get_profile("paper").data, "auto", events, mode=args.brain_mask)
-        write_label_map(path, method(case, cfg), case.geometry, overwrite=True)
+        write_label_map(path, case.to_input(method(case, cfg)), case.input_geometry,
+                        overwrite=True)
         events.artefact(args.method, path)
     _say(args, f"wrote {args.method} label maps for {len(outputs)} cases to {args.out}")
     return 0
@@ -121,7 +122,8 @@ def cmd_demo(args: argparse.Namespace, events: EventWriter) -> int:
     # the held-out pair is never seen in training: model selection and the gate use a
     # validation case among the training ones, as a real run would
     held_out, validation = cohort.names[-2:], cohort.names[-3:-2]
-    profile = apply_overrides(get_profile("fast"), DEMO_OVERRIDES + (args.set or []))
+    spacing = [f"data.inplane_spacing={1 / args.scale:g}"]   # trained on the phantom's own grid
+    profile = apply_overrides(get_profile("fast"), DEMO_OVERRIDES + spacing + (args.set or []))
     _say(args, f"training on {len(cohort) - 3} phantom cases (+ {validation[0]} for validation), "
                f"holding out {', '.join(held_out)}")
     manifest = train(cohort.select(cohort.names[:-2]), run_dir, profile, device=args.device,

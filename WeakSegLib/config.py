@@ -13,6 +13,9 @@ from typing import Any
 MODALITIES: tuple[str, ...] = ("flair", "t1", "t1ce", "t2")
 REQUIRED_MODALITY = "flair"
 MASK_KEY = "seg"
+#: array layout every image is brought to on read (SimpleITK DICOMOrient code; BraTS files
+#: already have it, so they pass unchanged): numpy axis 0 inferior–superior
+CANONICAL_ORIENTATION = "LPS"
 
 #: BraTS convention for HD95 when exactly one of prediction / truth is empty.
 HD95_ONE_EMPTY_MM = 373.13
@@ -24,6 +27,11 @@ class DataConfig:
 
     clip_percentiles: tuple[float, float] = (1.0, 99.0)
     inplane_scale: float = 1.0          # fast profile: 0.5
+    # in-plane spacing (mm) every image is resampled to before ``inplane_scale`` (slice
+    # thickness kept); recorded with the run, so segment uses the spacing it was trained at
+    inplane_spacing: float = 1.0
+    spacing_tolerance: float = 0.02     # relative: a spacing this close is not resampled
+    min_overlap: float = 0.1            # another modality must cover this much of the FLAIR box
     size: int = 128                     # training crop/pad and patch size, in preprocessed pixels
     # Training drops this fraction of the brain's superior–inferior extent at each end (seed
     # 000 drops 30 of 155 slices at 1 mm). A fraction, not a slice count or mm: a 20-slice

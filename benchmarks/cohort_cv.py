@@ -102,7 +102,8 @@ def difference_map_auc(case, result, rng: np.random.Generator, n: int = 200_000)
     return float(roc_auc_score(truth, difference.ravel()[pick]))
 
 
-def run_fold(k: int, fold: dict, work: Path, overrides: list[str], data: Path = DATA) -> dict:
+def run_fold(k: int, fold: dict, work: Path, overrides: list[str], data: Path = DATA,
+             reference: bool = True) -> dict:
     from WeakSegLib.config import apply_overrides, get_profile
     from WeakSegLib.data.cohort import discover_cohort
     from WeakSegLib.events import EventWriter
@@ -119,7 +120,8 @@ def run_fold(k: int, fold: dict, work: Path, overrides: list[str], data: Path = 
     started = time.monotonic()
     with EventWriter(work / f"fold{k}" / "train.events.jsonl") as events:
         train(training, run_dir, profile, device="cpu", resume=resume,
-              val_cases=fold["inner_val"], stages=[*DEFAULT_STAGES, "supervised"],
+              val_cases=fold["inner_val"],
+              stages=[*DEFAULT_STAGES, *(["supervised"] if reference else [])],
               events=events)
     train_seconds = time.monotonic() - started
     slices_dir = work / "slices"
@@ -280,6 +282,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE")
     parser.add_argument("--result", type=Path, default=RESULTS / "cohort_cv.json")
     parser.add_argument("--default-method", default="self_trained")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="skip the fully supervised reference (saves its training time)")
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args()
     import torch
@@ -297,7 +301,8 @@ def main() -> None:
     done = json.loads(done_path.read_text()) if done_path.is_file() else {}
     for k in (int(k) for k in args.folds.split(",")):
         if str(k) not in done:
-            done[str(k)] = run_fold(k, folds[k], args.work, args.set, args.data)
+            done[str(k)] = run_fold(k, folds[k], args.work, args.set, args.data,
+                                    not args.no_reference)
             done_path.write_text(json.dumps(done, indent=2, default=float))
     folds_done = [done[k] for k in sorted(done)]
     result = {"machine": describe_machine(), "data": str(args.data), "overrides": args.set,

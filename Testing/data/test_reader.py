@@ -56,18 +56,48 @@ def test_non_image_file_mapped_explicitly(tmp_path: Path) -> None:
     assert "report.txt" in str(err.value)
 
 
-def test_modalities_of_different_shapes(tmp_path: Path) -> None:
+def test_modalities_of_different_shapes_are_resampled_onto_the_flair_grid(tmp_path: Path
+                                                                        ) -> None:
     arrays = synthetic_arrays()
     arrays["t1"] = arrays["t1"][:, :30]
-    with pytest.raises(InputError, match="does not share the voxel grid") as err:
-        read_case(discover_cohort(_case_dir(tmp_path, arrays)).cases[0])
-    assert "c1_t1.nii.gz" in str(err.value) and "size" in str(err.value)
+    case = read_case(discover_cohort(_case_dir(tmp_path, arrays)).cases[0])
+    assert case.images["t1"].shape == arrays["flair"].shape
+    assert np.array_equal(case.images["t1"][:, :30], arrays["t1"])   # same voxels where it has them
+    assert not case.images["t1"][:, 30:].any()                        # zero outside its extent
+    assert len(case.warnings) == 1 and "c1_t1.nii.gz" in case.warnings[0] \
+        and "resampled" in case.warnings[0] and "size" in case.warnings[0]
 
 
-def test_modalities_of_different_spacing(tmp_path: Path) -> None:
-    folder = _case_dir(tmp_path, synthetic_arrays(), t1={"spacing": (1.0, 1.0, 2.0)})
-    with pytest.raises(InputError, match="spacing"):
+def test_modality_from_another_series_is_resampled_in_physical_space(tmp_path: Path) -> None:
+    """A T1 at 2 mm slices, shifted by a voxel: its values land where they are in space."""
+    arrays = synthetic_arrays()
+    folder = tmp_path / "c1"
+    write_volume(folder / "c1_flair.nii.gz", arrays["flair"])
+    t1 = arrays["t1"][::2]                                  # every other slice: 2 mm apart
+    write_volume(folder / "c1_t1.nii.gz", t1, spacing=(1.0, 1.0, 2.0), origin=(0.0, 0.0, 0.0))
+    write_volume(folder / "c1_seg.nii.gz", arrays["seg"][::2], spacing=(1.0, 1.0, 2.0))
+    case = read_case(discover_cohort(folder).cases[0])
+    assert np.allclose(case.images["t1"][::2][:-1], t1[:-1], atol=1e-3)   # on its own slices
+    assert set(np.unique(case.mask)) <= {0, 1}                              # nearest for masks
+    assert np.array_equal(case.mask[::2], arrays["seg"][::2])
+    assert {w.split(":")[0].rsplit("/", 1)[-1] for w in case.warnings} == {"c1_t1.nii.gz",
+                                                                          "c1_seg.nii.gz"}
+
+
+def test_modalities_that_do_not_overlap_in_space(tmp_path: Path) -> None:
+    folder = _case_dir(tmp_path, synthetic_arrays(), t1={"origin": (0.0, 0.0, 400.0)})
+    with pytest.raises(InputError, match="does not overlap c1_flair.nii.gz in space") as err:
         read_case(discover_cohort(folder).cases[0])
+    assert "c1_t1.nii.gz" in str(err.value) and len(str(err.value).splitlines()) == 1
+
+
+def test_4d_file(tmp_path: Path) -> None:
+    image = sitk.JoinSeries([sitk.GetImageFromArray(a) for a in
+                             (synthetic_arrays()["flair"], synthetic_arrays()["t1"])])
+    sitk.WriteImage(image, str(tmp_path / "flair.nii.gz"))
+    with pytest.raises(InputError, match="4D image") as err:
+        read_case(discover_cohort(tmp_path).cases[0])
+    assert "flair.nii.gz" in str(err.value) and len(str(err.value).splitlines()) == 1
 
 
 @pytest.mark.parametrize("suffix", [".nii.gz", ".nrrd"])

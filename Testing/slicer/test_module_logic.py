@@ -27,7 +27,8 @@ from WeakSegLib.slicer.jobs import group_members
 from WeakSegLib.slicer.review import ACCEPTED, REJECTED
 
 CASE = "Brats18_CBICA_AAB_1"
-TINY_CLASSIFIER = ("data.inplane_scale=1.0", "data.trim_fraction=0.1", "classifier.epochs=40",
+TINY_CLASSIFIER = ("data.inplane_scale=1.0", "data.inplane_spacing=2.0",   # the 2 mm phantom
+                   "data.trim_fraction=0.1", "classifier.epochs=40",
                    "classifier.time_budget_s=none", "classifier.batch_size=16")
 
 

@@ -52,16 +52,41 @@ def _translation(scene, offset) -> object:
 
 # ------------------------------------------------------------------ #5: grids, before any work
 
-def test_a_reference_on_another_grid_is_refused_before_any_work(controller, scene, add_volume,
-                                                                view, tmp_path) -> None:
+def test_a_reference_that_does_not_overlap_is_refused_before_any_work(
+        controller, scene, add_volume, view, tmp_path) -> None:
     flair = add_volume(scene, "caseA_flair")
-    other = add_volume(scene, "caseA_t2", FINER)
+    other = add_volume(scene, "caseB_t2", FAR)
     controller.update(flair=flair, reference=other)
     problem = controller.segment_problem()
-    assert "reference volume 'caseA_t2' is not on the FLAIR volume's grid" in problem
+    assert "reference volume 'caseB_t2' does not overlap the FLAIR volume" in problem
     assert not controller.enabled()["applyButton"]
     assert controller.apply() is None and view.errors == [problem]
     assert not (tmp_path / "work").exists()                    # nothing was written or started
+
+
+def test_a_reference_on_another_grid_gets_the_result_resampled_onto_it(
+        controller, scene, add_volume, view) -> None:
+    """Issue 14: as the CLI resamples another series onto the FLAIR grid, the panel puts the
+    result (on the FLAIR grid) onto a reference volume of another grid."""
+    flair = add_volume(scene, "caseA_flair")
+    other = add_volume(scene, "caseA_t2", FINER, seed=1)
+    controller.update(flair=flair, reference=other)
+    assert controller.segment_problem() is None
+    job = controller.apply()
+    assert any("reference volume 'caseA_t2' is not on the FLAIR volume's grid" in m
+               for m in view.messages)
+    assert controller.wait(60) == "done", job.error_message()
+    result = controller.last_result
+    assert result is not None, view.errors
+    assert result.labels.shape == FINER.shape and result.labels.any()
+    # the same labels as the FLAIR-grid label map, put on the reference grid in physical space
+    written = sitk.ReadImage(str(result.label_path))
+    expected = sitk.GetArrayFromImage(sitk.Resample(
+        written, FINER.image_from_array(np.zeros(FINER.shape, np.uint8)), sitk.Transform(),
+        sitk.sitkNearestNeighbor, 0))
+    assert np.array_equal(result.labels, expected)
+    exported = nodes.labelmap_from_segmentation_node(result.segmentation, other)
+    assert np.array_equal(exported, expected)
 
 
 def test_t1_on_another_grid_is_resampled_onto_the_flair_grid(controller, scene, add_volume,
@@ -143,3 +168,25 @@ def test_closing_the_scene_forgets_its_nodes_and_cancels_segmenting(controller, 
     assert controller.wait(30) == "cancelled" and "scene was closed" in " ".join(view.messages)
     assert controller.params.flair is None and not view.errors
     assert controller.parameter_node.GetScene() is scene
+
+
+def test_review_rows_of_a_sagittal_scan_jump_along_its_axial_axis(scene, add_volume,
+                                                                  tmp_path) -> None:
+    """Issue 14: for a FLAIR stored sagittally, ``segment``'s table counts axial slices along
+    the FLAIR's j axis (its slice_axis column); a row click moves along that axis."""
+    probe = sitk.Image([2, 2, 2], sitk.sitkUInt8)
+    direction = sitk.DICOMOrient(probe, "PIR").GetDirection()    # i → P, j → I, k → R
+    sagittal = Geometry((12, 10, 8), (2.0, 2.0, 2.5), (5.0, -3.0, 7.0), direction)
+    flair = add_volume(scene, "sag_flair", sagittal)
+    to_ijk = np.linalg.inv(logic.ijk_to_world(flair))
+    first = np.asarray(logic.slice_center_ras(flair, 3, "j"))
+    second = np.asarray(logic.slice_center_ras(flair, 4, "j"))
+    assert (to_ijk @ np.append(first, 1.0))[1] == pytest.approx(3.0)
+    step = second - first                                        # one slice: 2 mm inferior
+    assert step == pytest.approx([0.0, 0.0, -2.0])
+    table = tmp_path / "c_slices.csv"
+    table.write_text("slice,classifier_score,difference_score,review_priority,flagged,"
+                     "slice_axis\n0,0.1,,0.2,0,j\n")
+    assert logic.slices_axis(table) == "j"
+    table.write_text("slice,classifier_score,difference_score,flagged\n0,0.1,,0\n")
+    assert logic.slices_axis(table) == "k"                       # a table from before

@@ -46,6 +46,22 @@ def test_pseudo_masks_are_empty_on_healthy_slices_and_skip_empty_tumour_slices(
     assert rows.tolist() == [0, 2, 3]               # slice 1: tumour without pseudo-mask, left out
 
 
+def test_when_every_source_collapsed_their_mean_is_used_with_a_warning(tmp_path: Path) -> None:
+    labels = np.array([1, 1, 0, 0])
+    ctx = _context(tmp_path, labels)
+    S = np.zeros((4, 32, 32), np.float32)
+    S[0, 5:7, 5:7] = 0.9            # one slice of two: still "collapsed" at a 60 % floor
+    (tmp_path / "segmenter").mkdir()
+    np.savez(tmp_path / "segmenter" / "probabilities.npz", train=S, val=S[:0])
+    logged = []
+    ctx.events.log = lambda message, *a, **k: logged.append(message)
+    masks, rows, used = pseudo_masks(ctx, SelfTrainConfig(sources=("segmenter",),
+                                                          min_segmented_fraction=0.6,
+                                                          min_pseudo_px=1))
+    assert used == ["segmenter"] and masks[0].sum() == 4
+    assert any("every source" in m for m in logged)
+
+
 def test_mask_loss_is_lower_for_the_right_mask() -> None:
     target = torch.zeros(2, 1, 8, 8)
     target[:, :, 2:6, 2:6] = 1

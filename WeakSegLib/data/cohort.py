@@ -1,4 +1,5 @@
 """Find cases on disk: a folder of case folders, a single case folder, or explicit files.
+A DICOM series folder counts as a file (its modality from its name, else its SeriesDescription).
 
 Discovery only looks at names; reading and the geometry checks live in ``reader``.
 """
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from ..config import MASK_KEY, MODALITIES, REQUIRED_MODALITY
+from .dicom import is_dicom_folder, series_description
 from .errors import InputError
 from .modalities import is_image_file, recognise_modality, validate_aliases
 
@@ -73,6 +75,8 @@ def case_from_files(files: Sequence[Path], name: str | None = None,
         if path.resolve() in mapped_paths:
             continue
         key = recognise_modality(path, aliases)
+        if key is None and is_dicom_folder(path):
+            key = recognise_modality(Path(series_description(path) or "none"), aliases)
         if key is None:
             raise InputError(path, "cannot tell which modality this file holds from its name; "
                              "rename it (e.g. *_flair.nii.gz, *-t2f.nii.gz, flair.nii.gz) or give "
@@ -82,7 +86,7 @@ def case_from_files(files: Sequence[Path], name: str | None = None,
                              f"{path.name}; remove one or give an explicit mapping")
         assigned[key] = path
     for key, path in assigned.items():
-        if not path.is_file():
+        if not path.is_file() and not is_dicom_folder(path):
             raise InputError(path, f"file for modality '{key}' does not exist")
         if key == MASK_KEY:
             mask = path
@@ -104,7 +108,8 @@ def _common_parent(paths: list[Path]) -> Path | None:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+    return sorted(p for p in folder.iterdir()
+                  if (p.is_file() and is_image_file(p)) or is_dicom_folder(p))
 
 
 def discover_cohort(source: str | Path | Sequence[str | Path],
@@ -117,7 +122,7 @@ def discover_cohort(source: str | Path | Sequence[str | Path],
     root = Path(source)
     if not root.exists():
         raise InputError(root, "does not exist")
-    if root.is_file():
+    if root.is_file() or is_dicom_folder(root):
         return Cohort([case_from_files([root], name, aliases, mapping)])
     own_images = _image_files(root)
     if own_images or mapping:

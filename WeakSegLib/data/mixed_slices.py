@@ -18,7 +18,7 @@ from .cohort import Cohort
 from .errors import InputError
 from .labels import labels_from_mask
 from .preprocess import PreprocessedCase, crop_or_pad, training_slices
-from .slices import SliceLabels, SliceSet
+from .slices import SliceLabels, SliceSet, input_slice_labels
 
 
 @dataclass
@@ -132,7 +132,7 @@ def build_mixed_slices(cohort: Cohort, cfg: DataConfig, channels: list[str],
     rng = np.random.default_rng(seed)
     parts = []
     for number, files in enumerate(progress(cohort.cases) if progress else cohort.cases):
-        case = read_case(files)
+        case = read_case(files, data=cfg)
         attach_brain_mask(case, cfg)
         depth = case.geometry.shape[0]
         full = files.name in full_cases
@@ -140,10 +140,7 @@ def build_mixed_slices(cohort: Cohort, cfg: DataConfig, channels: list[str],
             raise InputError(files.folder, f"case {files.name} is named as fully annotated but "
                              "has no mask file")
         if labels is not None and files.name in labels:
-            case_labels = np.asarray(labels[files.name], np.uint8)
-            if case_labels.shape[0] != depth:
-                raise InputError(files.folder, f"case {files.name}: {case_labels.shape[0]} slice "
-                                 f"labels for {depth} slices")
+            case_labels = input_slice_labels(case, labels[files.name])
             labelled = np.ones(depth, bool)
         elif case.mask is not None:
             case_labels, labelled = labels_from_mask(case.mask, cfg.erode), np.ones(depth, bool)
@@ -154,12 +151,12 @@ def build_mixed_slices(cohort: Cohort, cfg: DataConfig, channels: list[str],
         if full:
             annotated, mask = np.ones(depth, bool), prep.mask
         elif reviewed is not None:
-            annotated = reviewed.annotated
-            from_review = labels_from_mask(reviewed.mask, cfg.erode)
+            annotated = input_slice_labels(case, reviewed.annotated).astype(bool)
+            from_review = labels_from_mask(case.frame.to_model(reviewed.mask, "mask"), cfg.erode)
             case_labels = np.where(annotated, from_review, case_labels).astype(np.uint8)
             labelled = labelled | annotated
-            mask = prep.mapping.from_original(reviewed.mask * annotated[:, None, None],
-                                              kind="mask")
+            mask = prep.mapping.from_original(case.frame.to_model(reviewed.mask, "mask")
+                                              * annotated[:, None, None], kind="mask")
         else:
             annotated, mask = np.zeros(depth, bool), None
         if not labelled.any():

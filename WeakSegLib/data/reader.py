@@ -1,79 +1,56 @@
-"""Read a case with SimpleITK and check it is something WeakSeg can segment.
+"""Read a case with SimpleITK, check it is something WeakSeg can segment, and bring it to the
+model's frame (``frame.InputFrame``: canonical axial orientation, the trained in-plane spacing).
 
-Every failure is an ``InputError`` naming the file: unreadable, not 3D, NaN voxels, or
-modalities whose grids disagree (size, spacing, origin, direction).
+Every failure is an ``InputError`` naming the file: unreadable, not 3D, NaN voxels, or a
+modality that does not overlap the FLAIR in space. A modality on another grid (another series)
+is resampled onto the FLAIR grid with a warning. A DICOM series folder reads like a file.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from ..config import MODALITIES
+from ..config import MODALITIES, DataConfig
 from .cohort import CaseFiles
+from .dicom import is_dicom_folder, read_dicom_series
 from .errors import InputError
+from .frame import InputFrame, overlap_fraction, resample_onto
+from .geometry import Geometry
 
-_GEOMETRY_TOLERANCE = 1e-4
-
-
-@dataclass(frozen=True)
-class Geometry:
-    """The voxel grid of an image, enough to write a result back on exactly that grid."""
-
-    size: tuple[int, int, int]          # SimpleITK order (x, y, z)
-    spacing: tuple[float, float, float]
-    origin: tuple[float, float, float]
-    direction: tuple[float, ...]
-
-    @classmethod
-    def of(cls, image: sitk.Image) -> "Geometry":
-        return cls(tuple(image.GetSize()), tuple(image.GetSpacing()), tuple(image.GetOrigin()),
-                   tuple(image.GetDirection()))
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """Array shape (z, y, x) as ``sitk.GetArrayFromImage`` returns it."""
-        return tuple(reversed(self.size))
-
-    @property
-    def spacing_zyx(self) -> tuple[float, float, float]:
-        return tuple(reversed(self.spacing))
-
-    def differences(self, other: "Geometry") -> list[str]:
-        out = []
-        if self.size != other.size:
-            out.append(f"size {self.size} vs {other.size}")
-        for name in ("spacing", "origin", "direction"):
-            a, b = np.asarray(getattr(self, name)), np.asarray(getattr(other, name))
-            scale = max(1.0, float(np.abs(a).max(initial=0)))
-            if not np.allclose(a, b, atol=_GEOMETRY_TOLERANCE * scale):
-                out.append(f"{name} {tuple(np.round(a, 4))} vs {tuple(np.round(b, 4))}")
-        return out
-
-    def image_from_array(self, array: np.ndarray) -> sitk.Image:
-        if tuple(array.shape) != self.shape:
-            raise ValueError(f"array of shape {array.shape} does not fit the grid {self.shape}")
-        image = sitk.GetImageFromArray(array)
-        image.SetSpacing(self.spacing)
-        image.SetOrigin(self.origin)
-        image.SetDirection(self.direction)
-        return image
+__all__ = ["CaseVolumes", "Geometry", "InputFrame", "read_case", "read_image", "read_shape",
+           "write_label_map"]
+_log = logging.getLogger("weakseg")
 
 
 @dataclass
 class CaseVolumes:
-    """The arrays of one case, (z, y, x) float32, channels in canonical order."""
+    """The arrays of one case, (z, y, x) float32, channels in canonical order, on the model's
+    grid ``geometry``; ``frame`` maps them back to the input file's grid (None: they are on it).
+    ``warnings``: what reading changed (another modality resampled onto the FLAIR grid)."""
 
     name: str
     images: dict[str, np.ndarray]
     geometry: Geometry
     mask: np.ndarray | None = None
     files: CaseFiles | None = None
+    frame: InputFrame | None = None
+    warnings: list[str] = field(default_factory=list)
     # set by data.brain_mask.attach_brain_mask: the brain (bool, z y x) and where it came from
     brain_mask: np.ndarray | None = None
     brain_source: str = "nonzero"
+
+    @property
+    def input_geometry(self) -> Geometry:
+        """The grid of the input FLAIR file: where every output is written."""
+        return self.frame.input if self.frame is not None else self.geometry
+
+    def to_input(self, array: np.ndarray, kind: str = "label") -> np.ndarray:
+        """A model-grid array on the input grid (see ``InputFrame.to_input``)."""
+        return array if self.frame is None else self.frame.to_input(array, kind)
 
     @property
     def channels(self) -> list[str]:
@@ -99,15 +76,20 @@ class CaseVolumes:
 
 
 def read_image(path: Path) -> sitk.Image:
-    """Read one 3D scalar image, or fail with a message that names the file and the problem."""
+    """Read one 3D scalar image (a file or a DICOM series folder), or fail with a message that
+    names the file and the problem."""
     path = Path(path)
-    if not path.is_file():
+    if is_dicom_folder(path):
+        image = read_dicom_series(path)
+    elif not path.is_file():
         raise InputError(path, "file does not exist")
-    try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()[-1] if str(err).strip() else ""
-        raise InputError(path, f"cannot read it as an image (NIfTI/NRRD/MHA expected). {first}") from None
+    else:
+        try:
+            image = sitk.ReadImage(str(path))
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[-1] if str(err).strip() else ""
+            raise InputError(path, "cannot read it as an image (NIfTI/NRRD/MHA or a DICOM "
+                             f"series folder expected). {first}") from None
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(path, f"has {image.GetNumberOfComponentsPerPixel()} components per voxel; "
                          "WeakSeg needs a scalar (grey-level) volume")
@@ -141,8 +123,12 @@ def _finite_array(image: sitk.Image, path: Path) -> np.ndarray:
     return array
 
 
-def read_case(case: CaseFiles, require_mask: bool = False) -> CaseVolumes:
-    """Read every modality (and the mask) of a case, checking they share one voxel grid."""
+def read_case(case: CaseFiles, require_mask: bool = False, data: DataConfig | None = None
+              ) -> CaseVolumes:
+    """Read every modality (and the mask) of a case onto the FLAIR's grid, then into the model's
+    frame: canonical orientation always; in-plane resampling to ``data.inplane_spacing`` when
+    ``data`` is given (None: the input's spacing is kept, so the way back is exact)."""
+    settings = data or DataConfig()
     images: dict[str, np.ndarray] = {}
     reference: Geometry | None = None
     reference_path: Path | None = None
@@ -152,25 +138,41 @@ def read_case(case: CaseFiles, require_mask: bool = False) -> CaseVolumes:
     elif require_mask:
         raise InputError(case.folder, f"case {case.name} has no mask (*_seg / -seg / seg.*)")
     mask = None
+    warnings: list[str] = []
     for key, path in paths:
         image = read_image(path)
         geometry = Geometry.of(image)
+        array = _finite_array(image, path)
         if reference is None:
             reference, reference_path = geometry, path
         elif diffs := reference.differences(geometry):
-            raise InputError(path, f"does not share the voxel grid of {reference_path.name}: "
-                             + "; ".join(diffs) + ". Resample all modalities onto one grid first")
-        array = _finite_array(image, path)
+            covered = overlap_fraction(geometry, reference)
+            if covered < settings.min_overlap:
+                raise InputError(path, f"does not overlap {reference_path.name} in space "
+                                 f"(it covers {covered:.0%} of its extent): not the same "
+                                 "patient's study, or its position was lost on export")
+            image = resample_onto(image, reference, "mask" if key == "seg" else "image")
+            array = sitk.GetArrayFromImage(image).astype(np.float32, copy=False)
+            warnings.append(f"{path}: not on the grid of {reference_path.name} "
+                            f"({'; '.join(diffs)}); resampled onto it")
+            _log.warning(warnings[-1])
         if key == "seg":
             mask = (array > 0).astype(np.uint8)
         else:
             images[key] = array
     assert reference is not None
-    return CaseVolumes(case.name, images, reference, mask, case)
+    frame = InputFrame.of(reference, None if data is None else data.inplane_spacing,
+                          settings.spacing_tolerance)
+    images = {k: frame.to_model(v).astype(np.float32, copy=False) for k, v in images.items()}
+    if mask is not None:
+        mask = frame.to_model(mask, "mask")
+    return CaseVolumes(case.name, images, frame.model, mask, case, frame, warnings)
 
 
 def read_shape(path: Path) -> tuple[int, ...]:
     """(z, y, x) of an image from its header alone (the voxels are not read)."""
+    if is_dicom_folder(Path(path)):
+        return tuple(reversed(read_image(path).GetSize()))
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:

@@ -19,7 +19,7 @@ from .errors import InputError
 from .brain_mask import attach_brain_mask
 from .labels import labels_from_mask
 from .preprocess import crop_or_pad, preprocess_case, training_slices
-from .reader import read_case
+from .reader import CaseVolumes, read_case
 
 #: case name → label per axial slice of the original grid
 SliceLabels = Mapping[str, np.ndarray]
@@ -85,8 +85,26 @@ def cohort_fingerprint(cohort: Cohort) -> str:
     digest = hashlib.sha256()
     for case in cohort:
         for path in sorted([*case.images.values(), *([case.mask] if case.mask else [])]):
-            digest.update(f"{case.name}/{path.name}:{path.stat().st_size};".encode())
+            size = sum(p.stat().st_size for p in path.iterdir()) if path.is_dir() \
+                else path.stat().st_size              # a DICOM series folder: its files
+            digest.update(f"{case.name}/{path.name}:{size};".encode())
     return digest.hexdigest()[:16]
+
+
+def input_slice_labels(case: CaseVolumes, values) -> np.ndarray:
+    """Slice labels numbered on the input file's slices, on the model's axial slices; an
+    InputError when their count is wrong or the scan was not acquired axially."""
+    values = np.asarray(values, np.uint8)
+    depth = case.input_geometry.shape[0]
+    if values.shape[0] != depth:
+        raise InputError(case.files.folder if case.files else None,
+                         f"case {case.name}: {values.shape[0]} slice labels for {depth} slices")
+    if case.frame is None:
+        return values
+    try:
+        return case.frame.slices_to_model(values)
+    except ValueError as error:
+        raise InputError(case.files.images["flair"] if case.files else None, str(error)) from None
 
 
 def build_slice_set(cohort: Cohort, cfg: DataConfig, channels: list[str],
@@ -101,13 +119,10 @@ def build_slice_set(cohort: Cohort, cfg: DataConfig, channels: list[str],
     cases = progress(cohort.cases) if progress else cohort.cases
     have_masks = all(c.mask is not None for c in cohort)
     for number, files in enumerate(cases):
-        case = read_case(files)
+        case = read_case(files, data=cfg)
         attach_brain_mask(case, cfg, device, events)
         if labels is not None and files.name in labels:
-            case_labels = np.asarray(labels[files.name], np.uint8)
-            if case_labels.shape[0] != case.geometry.shape[0]:
-                raise InputError(files.folder, f"case {files.name}: {case_labels.shape[0]} slice "
-                                 f"labels for {case.geometry.shape[0]} slices")
+            case_labels = input_slice_labels(case, labels[files.name])
         elif case.mask is not None:
             case_labels = labels_from_mask(case.mask, cfg.erode)
         else:

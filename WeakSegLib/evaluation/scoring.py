@@ -66,7 +66,8 @@ def evaluate_predictions(pred_dir: Path, cohort: Cohort, events: EventWriter | N
         brain = case.brain
         for method, paths in predictions.items():
             if files.name in paths:
-                pred = read_prediction(paths[files.name], case.geometry.shape, files.name)
+                pred = case.frame.to_model(read_prediction(
+                    paths[files.name], case.input_geometry.shape, files.name), "mask")
                 per_method[method][files.name] = segmentation_metrics(
                     pred, case.mask, case.geometry.spacing_zyx, brain)
     report: dict[str, Any] = {"methods": {}}

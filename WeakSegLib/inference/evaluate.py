@@ -145,7 +145,7 @@ def evaluate_model(bundle: Bundle, cohort: Cohort, out_dir: Path, overwrite: boo
     review_scores: dict[str, list[np.ndarray]] = {}
     for files in track(cohort.cases, "evaluate", events=events, stage="evaluate", unit="case",
                        show=show_progress):
-        case = read_case(files, require_mask=True)
+        case = read_case(files, require_mask=True, data=cfg.data)
         attach_brain_mask(case, cfg.data, bundle.device, events, mode=brain_mask)
         result = segment_case(bundle, case, methods)
         seconds[case.name] = result.seconds
@@ -157,7 +157,8 @@ def evaluate_model(bundle: Bundle, cohort: Cohort, out_dir: Path, overwrite: boo
         write_case(pred_dir, result, list(result.labels), review_method, cfg.inference,
                    overwrite=True)
         write_label_map(case_outputs(pred_dir, case.name, "flair_threshold")["labelmap"],
-                        flair_threshold(case, cfg.baseline), case.geometry, overwrite=True)
+                        case.to_input(flair_threshold(case, cfg.baseline)), case.input_geometry,
+                        overwrite=True)
         truth = case.mask > 0
         brain_slices = case.brain.any(axis=(1, 2))
         for method, record in _slice_records(result, truth, brain_slices).items():

@@ -1,5 +1,8 @@
 """What ``weakseg segment`` writes per case: the label map (NIfTI), the same as a Slicer
-segmentation (``.seg.nrrd`` with one segment "Tumor"), and the per-slice review table."""
+segmentation (``.seg.nrrd`` with one segment "Tumor"), and the per-slice review table — all on
+the input file's own grid (the segmentation's ``frame`` takes them back from the model's);
+the table's ``slice`` counts along the input's ``slice_axis`` (k unless the scan was not
+acquired axially)."""
 from __future__ import annotations
 
 import csv
@@ -16,7 +19,8 @@ from .review import flags
 
 SEGMENT_NAME = "Tumor"
 SEGMENT_COLOR = (0.85, 0.2, 0.2)
-SLICE_COLUMNS = ("slice", "classifier_score", "difference_score", "review_priority", "flagged")
+SLICE_COLUMNS = ("slice", "classifier_score", "difference_score", "review_priority", "flagged",
+                 "slice_axis")
 
 
 def case_outputs(out_dir: Path, case: str, method: str) -> dict[str, Path]:
@@ -75,8 +79,17 @@ def slice_rows(slice_scores: np.ndarray, difference: np.ndarray, priority: np.nd
     flagged = flags(priority, threshold)
     return [{"slice": z, "classifier_score": round(float(s), 4),
              "difference_score": None if math.isnan(d) else round(float(d), 4),
-             "review_priority": round(float(p), 4), "flagged": bool(f)}
+             "review_priority": round(float(p), 4), "flagged": bool(f), "slice_axis": "k"}
             for z, (s, d, p, f) in enumerate(zip(slice_scores, difference, priority, flagged))]
+
+
+def input_slice_rows(rows: list[dict], frame) -> list[dict]:
+    """Rows numbered by the input's slices along ``frame.slice_axis`` (not the model's axial
+    index), in ascending order."""
+    numbers = frame.input_slices()
+    out = [{**row, "slice": int(numbers[row["slice"]]), "slice_axis": frame.slice_axis}
+           for row in rows]
+    return sorted(out, key=lambda r: r["slice"])
 
 
 def write_slices_csv(path: Path, rows: list[dict], overwrite: bool = False) -> Path:
@@ -88,8 +101,9 @@ def write_slices_csv(path: Path, rows: list[dict], overwrite: bool = False) -> P
         writer = csv.DictWriter(handle, fieldnames=SLICE_COLUMNS)
         writer.writeheader()
         for row in rows:
-            writer.writerow({**row, "difference_score": "" if row["difference_score"] is None
-                             else row["difference_score"], "flagged": int(row["flagged"])})
+            difference = row["difference_score"]
+            writer.writerow({"slice_axis": "k", **row, "flagged": int(row["flagged"]),
+                             "difference_score": "" if difference is None else difference})
     return path
 
 
@@ -98,18 +112,24 @@ def write_case(out_dir: Path, segmentation, methods: list[str], table_method: st
     """Every output of one case; the slice table follows ``table_method``'s segmentation,
     ranked by the review priority ``review`` (the profile's inference section) names."""
     paths = []
+    frame = getattr(segmentation, "frame", None)
+    geometry = frame.input if frame is not None else segmentation.geometry
     for method in methods:
         targets = case_outputs(out_dir, segmentation.name, method)
-        paths.append(write_label_map(targets["labelmap"], segmentation.labels[method],
-                                     segmentation.geometry, overwrite=overwrite))
-        paths.append(write_seg_nrrd(targets["segmentation"], segmentation.labels[method],
-                                    segmentation.geometry, overwrite=overwrite))
+        labels = segmentation.labels[method]
+        if frame is not None:
+            labels = frame.to_input(labels, "label")
+        paths.append(write_label_map(targets["labelmap"], labels, geometry, overwrite=overwrite))
+        paths.append(write_seg_nrrd(targets["segmentation"], labels, geometry,
+                                    overwrite=overwrite))
     difference = segmentation.difference.get(table_method)      # l1_baseline has none
     if difference is None:
         difference = np.full(len(segmentation.slice_scores), np.nan, np.float32)
     priority = segmentation.review_priority(table_method, review.review_scores,
                                             review.review_extent_offset)
     rows = slice_rows(segmentation.slice_scores, difference, priority, review.review_threshold)
+    if frame is not None:
+        rows = input_slice_rows(rows, frame)
     paths.append(write_slices_csv(case_outputs(out_dir, segmentation.name, table_method)["slices"],
                                   rows, overwrite=overwrite))
     return paths

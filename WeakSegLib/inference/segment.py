@@ -64,11 +64,14 @@ def segment_cohort(bundle: Bundle, cohort: Cohort, out_dir: Path | None,
                          for key, p in case_outputs(out_dir, case, m).items()
                          if key != "slices" or m == table_method]
                          + [brain_mask_path(out_dir, case) for case in cohort.names])
-    results = []
+    results, frames = [], {}
     started = time.time()
     for files in track(cohort.cases, "segment", events=events, stage="segment",
                        unit="case", show=show_progress):
-        case = read_case(files)
+        case = read_case(files, data=bundle.profile.data)     # the bundle's frame (issue 14)
+        for warning in case.warnings:
+            events.log(warning, "warning", "segment")
+        frames[files.name] = case.frame.describe()
         attach_brain_mask(case, bundle.profile.data, bundle.device, events, mode=brain_mask)
         result = segment_case(bundle, case, methods)
         if postprocess:
@@ -77,15 +80,16 @@ def segment_cohort(bundle: Bundle, cohort: Cohort, out_dir: Path | None,
             for path in write_case(out_dir, result, methods, table_method,
                                    bundle.profile.inference, overwrite):
                 events.artefact("segment", path)
+            brain = case.to_input(case.brain.astype(np.uint8), "label")
             events.artefact("segment", write_brain_mask(brain_mask_path(out_dir, files.name),
-                                                        case.brain, case.geometry, overwrite))
+                                                        brain, case.input_geometry, overwrite))
         events.metric("segment", f"{files.name}/seconds", result.seconds)
         if not keep:
             result.probabilities, result.flair, result.variant = {}, np.zeros(0), np.zeros(0)
         results.append(result)
     if out_dir is not None:
         events.artefact("segment", write_provenance(out_dir, bundle, methods, postprocess,
-                                                    [r.name for r in results], started))
+                                                    [r.name for r in results], started, frames))
     return results
 
 
@@ -93,7 +97,8 @@ PROVENANCE = "weakseg_segment.json"
 
 
 def write_provenance(out_dir: Path, bundle: Bundle, methods: Sequence[str],
-                     postprocess: str | None, cases: list[str], started: float) -> Path:
+                     postprocess: str | None, cases: list[str], started: float,
+                     frames: dict | None = None) -> Path:
     """Append this invocation to ``OUT/weakseg_segment.json``: which run (and the hash of its
     manifest), methods, post-processing, gate, review settings, versions and time — the
     prediction carries where it came from, as nnU-Net writes its plans beside its output."""
@@ -112,7 +117,8 @@ def write_provenance(out_dir: Path, bundle: Bundle, methods: Sequence[str],
               "review_scores": list(bundle.profile.inference.review_scores),
               "review_threshold": bundle.profile.inference.review_threshold,
               "channels": list(bundle.channels), "device": str(bundle.device),
-              "cases": cases, "weakseg": __version__, "torch": torch.__version__,
+              "cases": cases, "frames": frames or {},       # input grid ↔ model grid per case
+              "weakseg": __version__, "torch": torch.__version__,
               "python": platform.python_version(),
               "started": datetime.fromtimestamp(started, timezone.utc).isoformat(),
               "seconds": round(time.time() - started, 1)}

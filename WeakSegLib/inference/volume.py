@@ -19,6 +19,7 @@ import torch
 from scipy import ndimage
 
 from ..data.preprocess import GridMapping, preprocess_case
+from ..data.frame import InputFrame
 from ..data.reader import CaseVolumes, Geometry
 from ..runtime import autocast, batches, to_device
 from .bundle import UNGATED_METHODS, Bundle
@@ -43,6 +44,8 @@ class CaseSegmentation:
     extra: dict = field(default_factory=dict)
     # label maps of the bundle's other learned methods (not written): review disagreement
     review_labels: dict[str, np.ndarray] = field(default_factory=dict)
+    # model grid (``geometry``) → the input file's grid; None: the same grid
+    frame: InputFrame | None = None
 
     def review_stats(self, method: str) -> SliceStats:
         """Mask-free per-slice facts of ``method``'s segmentation for its review priority (a
@@ -181,6 +184,7 @@ def segment_case(bundle: Bundle, case: CaseVolumes, methods: list[str],
     result.slice_scores = result.to_input_slices(per_slice, 0.0)
     result.difference = {m: result.to_input_slices(d, np.nan) for m, d in difference.items()}
     result.review_labels = review_labels
+    result.frame = case.frame
     result.seconds = time.monotonic() - started
     result.extra = {"n_patches": len(grid), "gate": bundle.gate}
     return result

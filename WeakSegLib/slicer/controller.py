@@ -103,6 +103,7 @@ class SegmentRun:
     out_dir: Path
     method: str
     postprocess_ops: str | None
+    grid: Any = None        # the FLAIR's world grid, where segment writes the result
 
 
 def _stamp() -> str:
@@ -439,6 +440,9 @@ class PanelController:
         if off_grid:
             self.view.info(f"{', '.join(off_grid)} {'is' if len(off_grid) == 1 else 'are'} not on "
                            "the FLAIR volume's grid: resampled onto it (linear) for this run")
+        if logic.off_grid_reference(p.inputs, reference):
+            self.view.info(f"the reference volume {reference.GetName()!r} is not on the FLAIR "
+                           "volume's grid: the result is resampled onto it (nearest neighbour)")
         try:
             inputs = logic.write_case(p.inputs, work / "input", case)
         except (ValueError, OSError) as error:
@@ -446,7 +450,8 @@ class PanelController:
             return None
         out_dir = work / "output"
         self._segment_run = SegmentRun(case, reference, inputs, out_dir, self._segment_method(p),
-                                       p.postprocess_ops if p.postprocess else None)
+                                       p.postprocess_ops if p.postprocess else None,
+                                       logic.world_geometry(p.flair))
         arguments = commands.segment_arguments(p.model_dir, work / "input" / case, out_dir,
                                                device=p.device,
                                                method=self._segment_method(p))
@@ -475,8 +480,9 @@ class PanelController:
             self.view.error(job.error_message())
             return
         try:
+            # the result lies on the FLAIR's grid (the reference may lie on another)
             result = logic.import_result(self.scene, run.out_dir, run.case, run.reference,
-                                         run.method, run.postprocess_ops)
+                                         run.method, run.postprocess_ops, grid=run.grid)
         except (OSError, ValueError, RuntimeError) as error:
             self.view.error(f"segment finished but its result could not be read: {error}\n\n"
                             + job.log_tail())
@@ -586,9 +592,11 @@ class PanelController:
             return None
         self.selected_row = index
         slice_index = self.review.rows[index].slice
-        reference = self.reference()
+        # the table counts the FLAIR's slices (along i or j for a scan not acquired axially)
+        reference = self.params.flair or self.reference()
         if reference is not None:
-            logic.jump_to_slice(self.scene, reference, slice_index)
+            axis = self.last_result.slice_axis if self.last_result is not None else "k"
+            logic.jump_to_slice(self.scene, reference, slice_index, axis)
         self._changed()
         return slice_index
 

@@ -107,27 +107,28 @@ def off_grid_inputs(mapping: Mapping[str, Any]) -> list[str]:
 
 
 def _overlap(a: Any, b: Any) -> bool:
-    """Whether the physical boxes of two grids intersect (resampling one onto the other)."""
-    def box(geometry):
-        corners = []
-        for i in (0, geometry.size[0] - 1):
-            for j in (0, geometry.size[1] - 1):
-                for k in (0, geometry.size[2] - 1):
-                    direction = np.asarray(geometry.direction).reshape(3, 3)
-                    corners.append(np.asarray(geometry.origin)
-                                   + direction @ (np.asarray(geometry.spacing) * (i, j, k)))
-        corners = np.asarray(corners)
-        return corners.min(axis=0), corners.max(axis=0)
+    """Whether grid ``a`` covers enough of grid ``b`` in physical space to be resampled onto it
+    (the CLI's rule: ``data.min_overlap`` of its extent)."""
+    from ..config import DataConfig
+    from ..data.frame import overlap_fraction
 
-    (amin, amax), (bmin, bmax) = box(a), box(b)
-    return bool(np.all(amin <= bmax) and np.all(bmin <= amax))
+    return overlap_fraction(a, b) >= DataConfig().min_overlap
+
+
+def off_grid_reference(mapping: Mapping[str, Any], reference: Any) -> bool:
+    """Whether the reference volume lies on another grid than the FLAIR volume (the result,
+    on the FLAIR grid, is then resampled onto the reference's)."""
+    flair = mapping.get("flair")
+    if flair is None or reference is None or reference is flair:
+        return False
+    return bool(world_geometry(reference).differences(world_geometry(flair)))
 
 
 def geometry_problem(mapping: Mapping[str, Any], reference: Any) -> str | None:
     """Why the selected volumes cannot be segmented together, checked before any work starts.
 
-    The result is on the FLAIR grid, so the reference volume must share it; other modalities
-    may lie on another grid (they are resampled onto the FLAIR grid) but must overlap it.
+    Other modalities and the reference volume may lie on another grid (modalities are
+    resampled onto the FLAIR grid, the result onto the reference's) but must overlap it.
     """
     flair = mapping.get("flair")
     if flair is None:
@@ -138,12 +139,10 @@ def geometry_problem(mapping: Mapping[str, Any], reference: Any) -> str | None:
             if node is not None and key != "flair" and not _overlap(world_geometry(node), grid):
                 return (f"the {key} volume {node.GetName()!r} does not overlap the FLAIR volume "
                         f"{flair.GetName()!r}: select the same patient's series")
-        if reference is not None and reference is not flair:
-            differences = world_geometry(reference).differences(grid)
-            if differences:
-                return (f"the reference volume {reference.GetName()!r} is not on the FLAIR "
-                        f"volume's grid ({'; '.join(differences)}): the result is on the FLAIR "
-                        "grid, so choose the FLAIR volume (or one on its grid) as reference")
+        if reference is not None and reference is not flair \
+                and not _overlap(world_geometry(reference), grid):
+            return (f"the reference volume {reference.GetName()!r} does not overlap the FLAIR "
+                    f"volume {flair.GetName()!r}: choose a volume of the same patient's study")
     except ValueError as error:
         return str(error)
     return None
@@ -216,6 +215,15 @@ class SegmentResult:
     slices_path: Path
     inputs: dict[str, Path] = field(default_factory=dict)
     brain: Any | None = None        # segmentation node "Brain" (the brain mask segment used)
+    slice_axis: str = "k"         # the FLAIR's index axis the table's slices count along
+
+
+def slices_axis(path: str | Path) -> str:
+    """The ``slice_axis`` column of a slice table (k: axial input, or a table without it)."""
+    with Path(path).open(newline="", encoding="utf-8") as handle:
+        row = next(csv.DictReader(handle), None) or {}
+    axis = (row.get("slice_axis") or "k").strip()
+    return axis if axis in ("i", "j", "k") else "k"
 
 
 def result_paths(out_dir: str | Path, case: str, method: str) -> dict[str, Path]:
@@ -226,19 +234,24 @@ def result_paths(out_dir: str | Path, case: str, method: str) -> dict[str, Path]
             "brain": base / f"{case}_{BRAIN_MASK_NAME}.nii.gz"}
 
 
-def read_label_map(path: str | Path, reference: Any) -> np.ndarray:
-    """The CLI's label map as a (z, y, x) uint8 array, checked against the reference's grid."""
+def read_label_map(path: str | Path, reference: Any, grid: Any | None = None) -> np.ndarray:
+    """The CLI's label map as a (z, y, x) uint8 array on the reference's grid. It must lie on
+    ``grid`` (the FLAIR input's; default: the reference's own); a reference on another grid
+    gets it resampled (nearest neighbour, physical space)."""
     import SimpleITK as sitk
 
+    from ..data.frame import resample_onto
     from ..data.reader import Geometry
 
     image = sitk.ReadImage(str(path))
-    expected = world_geometry(reference)
-    found = Geometry.of(image)
-    problems = found.differences(expected)
+    target = world_geometry(reference)
+    expected = grid if grid is not None else target
+    problems = Geometry.of(image).differences(expected)
     if problems:
-        raise ValueError(f"{path} is not on the grid of {reference.GetName()!r}: "
-                         + "; ".join(problems))
+        name = "the FLAIR input" if grid is not None else repr(reference.GetName())
+        raise ValueError(f"{path} is not on the grid of {name}: " + "; ".join(problems))
+    if target.differences(expected):
+        image = resample_onto(image, target, "mask")
     return sitk.GetArrayFromImage(image).astype(np.uint8)
 
 
@@ -269,8 +282,9 @@ def written_method(out_dir: str | Path, case: str) -> str | None:
 
 def import_result(scene: Any, out_dir: str | Path, case: str, reference: Any,
                   method: str | None = None, postprocess_ops: str | None = None,
-                  name: str | None = None) -> SegmentResult:
-    """The label map and slice scores of a finished segment run as nodes in ``scene``.
+                  name: str | None = None, grid: Any | None = None) -> SegmentResult:
+    """The label map and slice scores of a finished segment run as nodes in ``scene``; ``grid``:
+    the FLAIR input's grid when the reference volume lies on another (see ``read_label_map``).
 
     ``method=None``: the one label map the run wrote (``segment`` chose the method: the run's
     default, or "mixed" for a mixed-supervision run)."""
@@ -283,7 +297,7 @@ def import_result(scene: Any, out_dir: str | Path, case: str, reference: Any,
     for key in ("labels", "slices"):
         if not paths[key].is_file():
             raise FileNotFoundError(f"segment did not write {paths[key]}")
-    labels = read_label_map(paths["labels"], reference)
+    labels = read_label_map(paths["labels"], reference, grid)
     rows = read_slices_csv(paths["slices"])
     if postprocess_ops:
         labels = postprocess_labels(labels, postprocess_ops, reference, rows)
@@ -291,17 +305,18 @@ def import_result(scene: Any, out_dir: str | Path, case: str, reference: Any,
         scene, labels, reference, name=name or scene.GenerateUniqueName(f"WeakSeg {case}"))
     if reference.GetTransformNodeID():            # the labels sit on the reference's own grid
         segmentation.SetAndObserveTransformNodeID(reference.GetTransformNodeID())
-    brain = import_brain_mask(scene, paths["brain"], reference, case)
+    brain = import_brain_mask(scene, paths["brain"], reference, case, grid)
     return SegmentResult(case, segmentation, labels, rows, paths["labels"], paths["slices"],
-                         brain=brain)
+                         brain=brain, slice_axis=slices_axis(paths["slices"]))
 
 
-def import_brain_mask(scene: Any, path: str | Path, reference: Any, case: str) -> Any | None:
+def import_brain_mask(scene: Any, path: str | Path, reference: Any, case: str,
+                      grid: Any | None = None) -> Any | None:
     """The brain mask ``segment`` wrote (where it looked) as its own segmentation node,
     segment "Brain", drawn as an outline; None when the run wrote none."""
     if not Path(path).is_file():
         return None
-    mask = read_label_map(path, reference)
+    mask = read_label_map(path, reference, grid)
     node = nodes.segmentation_node_from_labelmap(
         scene, mask, reference, name=scene.GenerateUniqueName(f"WeakSeg {case} brain"),
         segment_name="Brain", color=BRAIN_COLOR)
@@ -327,10 +342,14 @@ def ijk_to_world(reference: Any) -> np.ndarray:
     return nodes.ras_matrix_from_geometry(world_geometry(reference))
 
 
-def slice_center_ras(reference: Any, slice_index: int) -> tuple[float, float, float]:
-    """World RAS position of the centre of axial slice ``slice_index`` (k) of the reference."""
+def slice_center_ras(reference: Any, slice_index: int, axis: str = "k"
+                     ) -> tuple[float, float, float]:
+    """World RAS position of the centre of slice ``slice_index`` of the reference, counted
+    along its index ``axis`` (k; i or j for a scan not acquired axially, as ``segment``'s slice
+    table says)."""
     dims = reference.GetImageData().GetDimensions()
-    ijk = np.array([(dims[0] - 1) / 2.0, (dims[1] - 1) / 2.0, float(slice_index), 1.0])
+    ijk = np.array([(dims[0] - 1) / 2.0, (dims[1] - 1) / 2.0, (dims[2] - 1) / 2.0, 1.0])
+    ijk["ijk".index(axis)] = float(slice_index)
     ras = ijk_to_world(reference) @ ijk
     return float(ras[0]), float(ras[1]), float(ras[2])
 
@@ -348,11 +367,12 @@ def slice_nodes(scene: Any) -> list[Any]:
             for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceNode"))]
 
 
-def jump_to_slice(scene: Any, reference: Any, slice_index: int) -> tuple[float, float, float]:
+def jump_to_slice(scene: Any, reference: Any, slice_index: int, axis: str = "k"
+                  ) -> tuple[float, float, float]:
     """Move every slice view to the given slice of the reference (what a review row click does)."""
     import slicer
 
-    ras = slice_center_ras(reference, slice_index)
+    ras = slice_center_ras(reference, slice_index, axis)
     slicer.vtkMRMLSliceNode.JumpAllSlices(scene, *ras)
     return ras
 

@@ -59,7 +59,15 @@ def pseudo_masks(ctx: RunContext, cfg: SelfTrainConfig) -> tuple[np.ndarray, np.
             continue
         used.append(name)
         maps.append(S)
-    if collapsed:
+    if collapsed and not maps:
+        # every source collapsed (a cohort too small or a classifier too weak for its seeds):
+        # the mean of them all is still the pipeline's best guess, and the run goes on
+        ctx.events.log(f"self-training: every source ({', '.join(collapsed)}) segments fewer "
+                       f"than {cfg.min_segmented_fraction:.0%} of the tumour slices; their mean "
+                       "is used, expect a weak model", "warning", "self_train")
+        used = list(collapsed)
+        maps = [load_probabilities(ctx.run_dir, name)["train"] for name in collapsed]
+    elif collapsed:
         ctx.events.log(f"self-training: {', '.join(collapsed)} segment(s) fewer than "
                        f"{cfg.min_segmented_fraction:.0%} of the tumour slices and are left out "
                        "of the pseudo-masks", "warning", "self_train")
