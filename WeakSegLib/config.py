@@ -210,6 +210,10 @@ class InferenceConfig:
     # themselves flipped; averaging removes what they do not agree on. Measured per fold with
     # benchmarks/cv_reevaluate.py; () = off.
     test_time_flips: tuple[str, ...] = ()
+    # Patches per forward at inference. With 2 CPU threads on a shared machine 512 took half the
+    # wall time of 64 (fewer thread hand-offs; same CPU time when the machine is idle), peak RSS
+    # stays < 1.5 GB (benchmarks/speed.py, issue 17). Outputs do not depend on it.
+    batch_size: int = 512
     filtering_thresholds: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(10))
 
 

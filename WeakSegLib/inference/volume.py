@@ -140,11 +140,13 @@ def _method_maps(outputs: dict[str, np.ndarray], methods: list[str]) -> dict[str
 
 
 def segment_case(bundle: Bundle, case: CaseVolumes, methods: list[str],
-                 batch_size: int = 64, progress: Callable[[int], None] | None = None
+                 batch_size: int | None = None, progress: Callable[[int], None] | None = None
                  ) -> CaseSegmentation:
-    """Segment ``case`` with ``methods`` (already checked against the bundle)."""
+    """Segment ``case`` with ``methods`` (already checked against the bundle); ``batch_size``
+    patches per forward (None: the profile's ``inference.batch_size``)."""
     started = time.monotonic()
     cfg = bundle.profile
+    batch_size = batch_size or cfg.inference.batch_size
     prep = preprocess_case(case, cfg.data, bundle.channels)
     depth, _, height, width = prep.image.shape
     brain = np.any(prep.image != 0, axis=1)
