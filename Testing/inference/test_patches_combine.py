@@ -113,3 +113,42 @@ def test_test_time_flips_average_a_network_over_the_four_flips() -> None:
     np.testing.assert_allclose(out["plain"][:, 0], np.tile(np.linspace(0, 1, 8), (3, 1)), atol=1e-6)
     expected = 1 / (1 + np.exp(-(patches[:, 0] * 3 - 1)))
     np.testing.assert_allclose(out["pointwise"], expected, atol=1e-6)
+
+
+def test_a_case_runs_only_the_networks_its_methods_read() -> None:
+    """issue 17: `segment --method self_trained` ran every segmenter of the run (and the
+    classifier a second time for w); now only the ones the asked methods read run."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from WeakSegLib.config import get_profile
+    from WeakSegLib.inference.volume import _patch_outputs, networks_for
+
+    calls: list[str] = []
+
+    class Net(torch.nn.Module):
+        def __init__(self, name: str) -> None:
+            super().__init__()
+            self.name = name
+
+        def forward(self, x):
+            calls.append(self.name)
+            return torch.sigmoid(x[:, :1])
+
+    names = ("segmenter", "under", "over", "seed_only", "self_train")
+    bundle = SimpleNamespace(profile=get_profile("fast"), device=torch.device("cpu"),
+                             classifier=Net("classifier"), converter=Net("converter"),
+                             segmenters={n: Net(n) for n in names})
+    assert networks_for(bundle, ["self_trained"]) == {"self_train"}
+    assert networks_for(bundle, ["combined", "initial"]) == {"under", "over", "w", "segmenter"}
+    assert networks_for(bundle, ["l1_baseline"]) == set()
+    patches = np.random.default_rng(0).random((3, 1, 8, 8)).astype(np.float32)
+    out = _patch_outputs(bundle, patches, 0, batch_size=8,
+                         networks=networks_for(bundle, ["self_trained"]))
+    assert sorted(calls) == ["classifier", "converter", "self_train"]
+    assert set(out) == {"score", "variant", "self_train"}
+    calls.clear()
+    out = _patch_outputs(bundle, patches, 0, batch_size=8, networks={"under", "over", "w"})
+    assert sorted(calls) == ["classifier", "classifier", "converter", "over", "under"]
+    assert "w" in out

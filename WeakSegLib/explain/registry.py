@@ -45,7 +45,7 @@ def _rise(cfg: SeedConfig) -> Explainer:
     def explain(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
         return rise_saliency(model, images, n_masks=cfg.rise_masks, grid=cfg.rise_grid,
                              p=cfg.rise_p, seed=cfg.rise_seed, batch=cfg.rise_batch,
-                             normalise=cfg.rise_normalise)
+                             normalise=cfg.rise_normalise, bf16=cfg.rise_bf16)
     return explain
 
 

@@ -77,13 +77,16 @@ def mask_shard(n_masks: int, rank: int, world_size: int) -> torch.Tensor:
 def rise_partial_sums(model: nn.Module, images: torch.Tensor,
                       mask_indices: Sequence[int] | torch.Tensor | None = None, *,
                       n_masks: int = 4000, grid: int = 8, p: float = 0.5, seed: int = 0,
-                      batch: int = 250, fold_bn: bool = True) -> torch.Tensor:
+                      batch: int = 250, fold_bn: bool = True,
+                      bf16: bool = False) -> torch.Tensor:
     """Σ over ``mask_indices`` (all when None) of σ(f(x ⊙ M_i))·M_i, ``[B, H, W]`` float32 on the
     model's device, unnormalised so that sums over disjoint shards add up to the full sum.
 
     At most ``batch`` masked images go through the model at once, which bounds memory. With
     ``fold_bn`` the forwards run on an eval, channels-last copy whose conv+BN pairs are folded
-    (same scores up to rounding, ~45 % less CPU time for a VGG-BN classifier).
+    (same scores up to rounding, ~45 % less CPU time for a VGG-BN classifier). With ``bf16``
+    on a CPU with native bfloat16 (AMX / AVX512-BF16) the forwards run under bfloat16
+    autocast (~2× less CPU time; the sums stay float32); elsewhere it is ignored.
     """
     if images.ndim != 4:
         raise ValueError(f"images must be [B, C, H, W], got shape {tuple(images.shape)}")
@@ -100,19 +103,31 @@ def rise_partial_sums(model: nn.Module, images: torch.Tensor,
     sums = torch.zeros(images.shape[0], *images.shape[-2:], device=device)
     step = max(1, int(batch))
     net = fold_batchnorm(model, channels_last=True) if fold_bn else model
-    with eval_mode(net), torch.no_grad():
+    low = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and cpu_bf16(device))
+    with eval_mode(net), torch.no_grad(), low:
         for b in range(x_all.shape[0]):
             x = x_all[b:b + 1]
             for start in range(0, index.numel(), step):
                 m = masks[index[start:start + step]]                # [n, H, W]
-                scores = torch.sigmoid(logits_of(net, x * m[:, None]))
+                scores = torch.sigmoid(logits_of(net, x * m[:, None]).float())
                 sums[b] += torch.tensordot(scores, m, dims=1)
     return sums
 
 
+def cpu_bf16(device: torch.device) -> bool:
+    """Whether ``device`` is a CPU that computes bfloat16 natively (oneDNN says so): there
+    bf16 autocast halves RISE's time; on other CPUs it would be emulated, and slower."""
+    if torch.device(device).type != "cpu":
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def rise_saliency(model: nn.Module, images: torch.Tensor, *, n_masks: int = 4000,
                   grid: int = 8, p: float = 0.5, seed: int = 0, batch: int = 250,
-                  fold_bn: bool = True, rank: int = 0, world_size: int = 1,
+                  fold_bn: bool = True, bf16: bool = False, rank: int = 0, world_size: int = 1,
                   all_reduce: Callable[[torch.Tensor], None] | None = None,
                   normalise: str = "expected") -> torch.Tensor:
     """RISE maps ``[B, H, W]`` in [0, 1] (on the model's device).
@@ -130,7 +145,7 @@ def rise_saliency(model: nn.Module, images: torch.Tensor, *, n_masks: int = 4000
     """
     index = mask_shard(n_masks, rank, world_size) if world_size > 1 else None
     sums = rise_partial_sums(model, images, index, n_masks=n_masks, grid=grid, p=p, seed=seed,
-                             batch=batch, fold_bn=fold_bn)
+                             batch=batch, fold_bn=fold_bn, bf16=bf16)
     if world_size > 1:
         if all_reduce is None:
             import torch.distributed as dist

@@ -48,7 +48,8 @@ def segment_cohort(bundle: Bundle, cohort: Cohort, out_dir: Path | None,
     """Segment every case; with ``out_dir``, write its files (checked before any work, so
     an existing output stops the run before minutes are spent) and its brain mask
     (``<case>_brain.nii.gz``). ``keep``: return the full results (evaluation needs them);
-    otherwise only the label maps are kept in memory. ``brain_mask``: auto | on | off
+    otherwise only the label maps are kept in memory, and with ``out_dir`` not even those
+    (they are on disk: a long batch holds memory flat). ``brain_mask``: auto | on | off
     (default: the bundle's ``data.brain_mask``)."""
     events = events or EventWriter()
     postprocess = resolve_postprocess(bundle, postprocess)
@@ -86,6 +87,8 @@ def segment_cohort(bundle: Bundle, cohort: Cohort, out_dir: Path | None,
         events.metric("segment", f"{files.name}/seconds", result.seconds)
         if not keep:
             result.probabilities, result.flair, result.variant = {}, np.zeros(0), np.zeros(0)
+            if out_dir is not None:
+                result.labels, result.review_labels = {}, {}
         results.append(result)
     if out_dir is not None:
         events.artefact("segment", write_provenance(out_dir, bundle, methods, postprocess,

@@ -22,7 +22,7 @@ from ..data.preprocess import GridMapping, preprocess_case
 from ..data.frame import InputFrame
 from ..data.reader import CaseVolumes, Geometry
 from ..runtime import autocast, batches, to_device
-from .bundle import UNGATED_METHODS, Bundle
+from .bundle import METHOD_STAGES, UNGATED_METHODS, Bundle
 from .combine import combine, difference_scores, gate
 from .patches import PatchGrid, patch_geometry
 from .review import AGREEMENT_SCORES, REVIEW_OTHERS, SliceStats, review_priority, slice_stats
@@ -72,13 +72,27 @@ class CaseSegmentation:
         return out
 
 
-@torch.no_grad()
+def networks_for(bundle: Bundle, methods: list[str]) -> set[str]:
+    """The segmenter stages ``methods`` read, plus "w" when the combination weight is needed
+    (``combined``): a case runs only these, not every network of the run (issue 17)."""
+    needed = {stage for method in methods for stage in METHOD_STAGES.get(method, ())}
+    if "combined" in methods:
+        needed.add("w")
+    return needed & (set(bundle.segmenters) | {"w"})
+
+
+@torch.inference_mode()
 def _patch_outputs(bundle: Bundle, patches: np.ndarray, flair_channel: int, batch_size: int,
-                   progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
-    """Per patch: score, w, variant and each segmenter's S (all float32 numpy)."""
+                   progress: Callable[[int], None] | None = None,
+                   networks: set[str] | None = None) -> dict[str, np.ndarray]:
+    """Per patch: score, variant, the S of each segmenter in ``networks`` (all when None) and
+    w when ``networks`` holds "w" (or is None and the bundle has "under"); float32 numpy."""
     runtime, device = bundle.profile.runtime, bundle.device
     threshold = bundle.profile.inference.threshold       # w: a weak bundle's (under) only
     flipped = set(bundle.profile.inference.test_time_flips)
+    segmenters = {name: model for name, model in bundle.segmenters.items()
+                  if networks is None or name in networks}
+    want_w = "under" in segmenters and (networks is None or "w" in networks)
     out: dict[str, list[np.ndarray]] = {}
 
     def run(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -92,13 +106,13 @@ def _patch_outputs(bundle: Bundle, patches: np.ndarray, flair_channel: int, batc
             parts["score"] = torch.sigmoid(run(bundle.classifier, x)).reshape(-1)
         if bundle.converter is not None:
             parts["variant"] = run(bundle.converter, x[:, flair_channel:flair_channel + 1])[:, 0]
-        for name, model in bundle.segmenters.items():
+        for name, model in segmenters.items():
             S = run(model, x)
             if name in flipped:     # test-time flips: mean over the four in-plane flips
                 S = (S + run(model, x.flip(-1)).flip(-1) + run(model, x.flip(-2)).flip(-2)
                      + run(model, x.flip(-1, -2)).flip(-1, -2)) / 4
             parts[name] = S[:, 0]
-        if "under" in parts:
+        if want_w:
             hidden = x * (parts["under"] <= threshold).to(x.dtype)[:, None]
             parts["w"] = torch.sigmoid(run(bundle.classifier, hidden)).reshape(-1)
         for key, value in parts.items():
@@ -130,11 +144,13 @@ def _method_maps(outputs: dict[str, np.ndarray], methods: list[str]) -> dict[str
 
 
 def segment_case(bundle: Bundle, case: CaseVolumes, methods: list[str],
-                 batch_size: int = 64, progress: Callable[[int], None] | None = None
+                 batch_size: int | None = None, progress: Callable[[int], None] | None = None
                  ) -> CaseSegmentation:
-    """Segment ``case`` with ``methods`` (already checked against the bundle)."""
+    """Segment ``case`` with ``methods`` (already checked against the bundle); ``batch_size``
+    patches per forward (None: the profile's ``inference.batch_size``)."""
     started = time.monotonic()
     cfg = bundle.profile
+    batch_size = batch_size or cfg.inference.batch_size
     prep = preprocess_case(case, cfg.data, bundle.channels)
     depth, _, height, width = prep.image.shape
     brain = np.any(prep.image != 0, axis=1)
@@ -142,19 +158,19 @@ def segment_case(bundle: Bundle, case: CaseVolumes, methods: list[str],
     grid = PatchGrid.cover((depth, height, width), patch, stride,
                            slices=np.flatnonzero(brain.any(axis=(1, 2))))
     flair_channel = bundle.channels.index("flair")
-    outputs = _patch_outputs(bundle, grid.extract(prep.image), flair_channel, batch_size,
-                             progress)
-    flair = prep.image[:, flair_channel]
-    has_variant = "variant" in outputs
-    variant = grid.assemble(outputs["variant"]) if len(grid) and has_variant else flair.copy()
-    variant = np.where(brain, variant, flair)
     threshold = bundle.threshold
-    probabilities, labels, difference, review_labels = {}, {}, {}, {}
     # other methods' label maps only when the review priority reads them (disagreement);
     # evaluate asks for every method anyway
     needs_others = any(n in AGREEMENT_SCORES for n in cfg.inference.review_scores)
     extra_methods = [m for m in REVIEW_OTHERS if m in bundle.methods and m not in methods] \
         if needs_others else []
+    outputs = _patch_outputs(bundle, grid.extract(prep.image), flair_channel, batch_size,
+                             progress, networks_for(bundle, [*methods, *extra_methods]))
+    flair = prep.image[:, flair_channel]
+    has_variant = "variant" in outputs
+    variant = grid.assemble(outputs["variant"]) if len(grid) and has_variant else flair.copy()
+    variant = np.where(brain, variant, flair)
+    probabilities, labels, difference, review_labels = {}, {}, {}, {}
     for method, maps in _method_maps(outputs, [*methods, *extra_methods]).items():
         if method in extra_methods:
             gated = maps if method in UNGATED_METHODS else gate(maps, outputs["score"],

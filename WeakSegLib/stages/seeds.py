@@ -39,7 +39,7 @@ def saliency_maps(model: torch.nn.Module, images: np.ndarray, source: str, ctx: 
             maps = rise_saliency(model, x, n_masks=cfg.rise_masks, grid=cfg.rise_grid,
                                  p=cfg.rise_p, seed=cfg.rise_seed, batch=cfg.rise_batch,
                                  rank=ctx.dist.rank, world_size=ctx.dist.world_size,
-                                 normalise=cfg.rise_normalise)
+                                 normalise=cfg.rise_normalise, bf16=cfg.rise_bf16)
         elif source == "gradcampp":
             maps = gradcampp_saliency(model, x)
         else:
