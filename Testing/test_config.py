@@ -1,0 +1,27 @@
+"""Config: a run recorded before issue 14 (with data.trim, a slice count) still opens."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from WeakSegLib.config import apply_overrides, get_profile, profile_from_dict
+
+
+def test_a_run_with_the_retired_trim_key_still_opens() -> None:
+    recorded = dataclasses.asdict(get_profile("fast"))
+    del recorded["data"]["trim_fraction"], recorded["data"]["brain_mask"]
+    recorded["data"]["trim"] = 30
+    profile = profile_from_dict(recorded)
+    assert profile.data.trim_fraction == 0.1 and profile.data.brain_mask == "auto"
+    recorded["data"]["tirm"] = 3                       # a real typo is still an error
+    with pytest.raises(ValueError, match="unknown keys"):
+        profile_from_dict(recorded)
+
+
+def test_brain_mask_and_trim_are_config_overrides() -> None:
+    profile = apply_overrides(get_profile("fast"), ["data.brain_mask=on",
+                                                    "data.trim_fraction=0.2"])
+    assert profile.data.brain_mask == "on" and profile.data.trim_fraction == 0.2
+    with pytest.raises(ValueError, match="no field 'trim'"):
+        apply_overrides(get_profile("fast"), ["data.trim=30"])
