@@ -261,9 +261,7 @@ def main_parent(args: argparse.Namespace) -> int:
             peak = report["peak_rss_gb"]
             report["peak_growth_case5_to_last"] = round(peak[-1] / peak[4] - 1, 4) \
                 if len(peak) >= 5 else None
-            report["figure"] = str(memory_figure(report, out.with_name("memory_curve.png"))
-                                   .relative_to(REPO)) if out.parent.resolve().is_relative_to(
-                                       REPO) else str(out.with_name("memory_curve.png"))
+            report["figure"] = str(memory_figure(report, out.with_name("memory_curve.png")))
             result["memory_curve"] = report
     result["training"] = training_stages(args.training_runs)
     result["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
