@@ -1,11 +1,25 @@
 """Write a 3D image as a DICOM series of 2D slices (SimpleITK + GDCM), as a scanner exports it."""
 from __future__ import annotations
 
+import locale
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+
+
+@contextmanager
+def _locale_kept():
+    """GDCM's writer leaves the process in the C locale (LC_ALL=C): Python's default text
+    encoding then turns ASCII and every later test reading UTF-8 without an explicit
+    encoding fails. Restore what was there."""
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
 
 
 def write_dicom_series(image: sitk.Image, folder: Path, description: str = "AX FLAIR",
@@ -39,7 +53,8 @@ def write_dicom_series(image: sitk.Image, folder: Path, description: str = "AX F
         for key, value in tags.items():
             piece.SetMetaData(key, value)
         writer.SetFileName(str(folder / f"slice{k:04d}.dcm"))
-        writer.Execute(piece)
+        with _locale_kept():
+            writer.Execute(piece)
     return folder
 
 
