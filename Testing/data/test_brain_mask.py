@@ -36,6 +36,7 @@ def tcga_case():
 
 def test_deepbet_weights_ship_in_its_wheel() -> None:
     """The networks are files of the installed package: nothing is downloaded."""
+    pytest.importorskip("deepbet", reason="deepbet (needs torch) is not installed here")
     from deepbet.utils import DATA_PATH
 
     for name in ("model.pt", "bbox_model.pt"):
@@ -59,6 +60,7 @@ def test_auto_on_a_skull_stripped_scan_is_its_non_background(brats_case) -> None
 def test_deepbet_finds_the_brain_of_a_scan_with_its_skull(tcga_case) -> None:
     """deepbet's brain holds the tumour and leaves the scalp out: the scalp is the brightest
     part of this FLAIR, the brain mask's brightest voxels are far darker."""
+    pytest.importorskip("deepbet", reason="deepbet (needs torch) is not installed here")
     case = replace(tcga_case)
     result = attach_brain_mask(case, DataConfig(), "cpu")
     assert result.source == "deepbet" and case.brain is result.mask
@@ -77,6 +79,7 @@ def test_deepbet_finds_the_brain_of_a_scan_with_its_skull(tcga_case) -> None:
 
 def test_flair_threshold_inside_the_brain_finds_the_tumour(tcga_case) -> None:
     """Inside the non-zero 'brain' the threshold takes the scalp (Dice 0.03 in issue 14)."""
+    pytest.importorskip("deepbet", reason="deepbet (needs torch) is not installed here")
     from WeakSegLib.baselines import flair_threshold
     from WeakSegLib.evaluation.metrics import volume_dice
 
