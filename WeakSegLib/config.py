@@ -240,6 +240,10 @@ class InferenceConfig:
     # wall time of 64 (fewer thread hand-offs; same CPU time when the machine is idle), peak RSS
     # stays < 1.5 GB (benchmarks/speed.py, issue 17). Outputs do not depend on it.
     batch_size: int = 512
+    # the last batch of each case padded to a multiple of this: a 50-volume batch grew peak RSS
+    # 1.16 → 1.58 GB while distinct cases passed (oneDNN's kernel cache keyed by batch shape;
+    # with that cache off, 1.19 → 1.26 GB over 12 cases); 1 = no padding
+    batch_quantum: int = 32
     filtering_thresholds: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(10))
 
 

@@ -152,3 +152,40 @@ def test_a_case_runs_only_the_networks_its_methods_read() -> None:
     out = _patch_outputs(bundle, patches, 0, batch_size=8, networks={"under", "over", "w"})
     assert sorted(calls) == ["classifier", "classifier", "converter", "over", "under"]
     assert "w" in out
+
+
+def test_padded_last_batches_keep_the_outputs_and_use_few_shapes() -> None:
+    """issue 17: the last batch of a case is padded to a multiple of inference.batch_quantum
+    (a long batch otherwise grew memory with every new batch shape); the real patches'
+    outputs are those of the unpadded run, and the networks see only quantum-sized batches."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    import torch
+
+    from WeakSegLib.config import get_profile
+    from WeakSegLib.inference.volume import _patch_outputs
+
+    shapes: list[int] = []
+
+    class Net(torch.nn.Module):
+        def forward(self, x):
+            shapes.append(x.shape[0])
+            return torch.sigmoid(x[:, :1] * 2 - 1)
+
+    def bundle(quantum: int):
+        profile = get_profile("fast")
+        profile = replace(profile, runtime=replace(profile.runtime, channels_last=False),
+                          inference=replace(profile.inference, batch_quantum=quantum))
+        return SimpleNamespace(profile=profile, device=torch.device("cpu"), classifier=None,
+                               converter=Net(), segmenters={"self_train": Net()})
+
+    patches = np.random.default_rng(1).random((37, 1, 8, 8)).astype(np.float32)
+    plain = _patch_outputs(bundle(1), patches, 0, batch_size=16)
+    assert sorted(set(shapes)) == [5, 16]
+    shapes.clear()
+    padded = _patch_outputs(bundle(8), patches, 0, batch_size=16)
+    assert sorted(set(shapes)) == [8, 16]
+    for key in plain:
+        assert padded[key].shape == plain[key].shape == (37, 8, 8)
+        np.testing.assert_allclose(padded[key], plain[key], atol=1e-6)

@@ -99,8 +99,9 @@ def _patch_outputs(bundle: Bundle, patches: np.ndarray, flair_channel: int, batc
         with autocast(runtime, device):
             return model(x).float()
 
+    quantum = bundle.profile.inference.batch_quantum
     for rows in batches(np.arange(len(patches)), batch_size):
-        x = to_device(patches[rows], device, runtime)
+        x = to_device(_padded(patches[rows], quantum), device, runtime)
         parts = {}
         if bundle.classifier is not None:
             parts["score"] = torch.sigmoid(run(bundle.classifier, x)).reshape(-1)
@@ -116,10 +117,21 @@ def _patch_outputs(bundle: Bundle, patches: np.ndarray, flair_channel: int, batc
             hidden = x * (parts["under"] <= threshold).to(x.dtype)[:, None]
             parts["w"] = torch.sigmoid(run(bundle.classifier, hidden)).reshape(-1)
         for key, value in parts.items():
-            out.setdefault(key, []).append(value.cpu().numpy().astype(np.float32))
+            out.setdefault(key, []).append(value[:len(rows)].cpu().numpy().astype(np.float32))
         if progress:
             progress(len(rows))
     return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def _padded(batch: np.ndarray, quantum: int) -> np.ndarray:
+    """``batch`` with zero patches appended up to a multiple of ``quantum``: every case's last
+    batch then has one of a few shapes, so the CPU backend's per-shape kernel cache stops
+    growing with each new case (memory over a long batch); eval-mode networks treat rows
+    independently, so the real rows' outputs do not change."""
+    extra = -len(batch) % quantum if quantum > 1 else 0
+    if not extra:
+        return batch
+    return np.concatenate([batch, np.zeros((extra, *batch.shape[1:]), batch.dtype)])
 
 
 def _method_maps(outputs: dict[str, np.ndarray], methods: list[str]) -> dict[str, np.ndarray]:
