@@ -67,13 +67,16 @@ def test_segment_keeps_the_real_input_geometry_and_writes_a_readable_seg_nrrd(
     labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out / name /
                                                         f"{name}_self_trained.nii.gz")))
     np.testing.assert_array_equal(sitk.GetArrayFromImage(seg), labels)
-    # the brain mask (auto: a skull-stripped scan's non-zero voxels) beside the outputs; the
-    # tiny model works at 2 mm in-plane, so the mask comes back through that resampling
+    # the brain mask (auto: a skull-stripped scan's non-zero voxels) beside the outputs. The
+    # tiny model works at 2 mm in-plane: the non-zero voxels of the resampled (smoothed) scan
+    # reach about one 2 mm voxel further, so the mask written back holds all of the brain and
+    # a rim (Dice 0.938 here; exact when the scan is at the model's spacing)
     brain = sitk.ReadImage(str(out / name / f"{name}_brain.nii.gz"))
     assert brain.GetSize() == reference.GetSize()
     written = sitk.GetArrayFromImage(brain) > 0
     nonzero = sitk.GetArrayFromImage(reference) != 0
-    assert 2 * (written & nonzero).sum() / (written.sum() + nonzero.sum()) > 0.98
+    assert (written & nonzero).sum() == nonzero.sum()
+    assert 2 * (written & nonzero).sum() / (written.sum() + nonzero.sum()) > 0.9
     with (out / name / f"{name}_slices.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == reference.GetSize()[2]

@@ -81,7 +81,7 @@ def segment_cohort(bundle: Bundle, cohort: Cohort, out_dir: Path | None,
             for path in write_case(out_dir, result, methods, table_method,
                                    bundle.profile.inference, overwrite):
                 events.artefact("segment", path)
-            brain = case.to_input(case.brain.astype(np.uint8), "label")
+            brain = case.to_input(case.brain.astype(np.uint8), "mask")   # unbiased edge
             events.artefact("segment", write_brain_mask(brain_mask_path(out_dir, files.name),
                                                         brain, case.input_geometry, overwrite))
         events.metric("segment", f"{files.name}/seconds", result.seconds)
