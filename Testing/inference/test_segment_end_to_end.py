@@ -81,7 +81,8 @@ def test_segment_keeps_the_real_input_geometry_and_writes_a_readable_seg_nrrd(
         rows = list(csv.DictReader(handle))
     assert len(rows) == reference.GetSize()[2]
     assert list(rows[0]) == ["slice", "classifier_score", "difference_score", "review_priority",
-                             "flagged"]
+                             "flagged", "slice_axis"]
+    assert {row["slice_axis"] for row in rows} == {"k"}          # an axial scan
     threshold = get_profile("fast").inference.review_threshold
     for row, z in zip(rows, range(len(rows))):
         assert int(row["slice"]) == z and 0.0 <= float(row["classifier_score"]) <= 1.0
