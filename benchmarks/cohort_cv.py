@@ -189,7 +189,9 @@ def tables(result: dict) -> str:
     """Markdown: the CV table, the steps (Table 4), classifier per fold, seeds (Table 3),
     filtering (Table 6), |x − v| AUC and times."""
     s = result["summary"]
-    lines = ["# Cross-validation on brats2018-multimodal (5 folds × 4 held-out patients)", "",
+    folds = result["folds"]
+    lines = [f"# Cross-validation on {Path(result['data']).name} ({len(folds)} folds × "
+             f"{len(folds[0]['test'])} held-out patients)", "",
              f"Machine: {result['machine']['processor']}, {result['machine']['cpu_count']} "
              f"cores, torch {result['machine']['torch']}; overrides {result['overrides']}", "",
              "| method | volume Dice [95 % CI] | tumour-slice Dice [95 % CI] | slice Dice | "
@@ -265,7 +267,9 @@ def figure(result: dict, path: Path) -> None:
     ax.set_xlabel("volume Dice per held-out patient (mean and 95 % bootstrap CI)")
     ax.set_xlim(0, 1)
     ax.grid(axis="x", alpha=0.3)
-    ax.set_title("brats2018-multimodal, 5-fold CV, 20 patients each held out once")
+    n_patients = sum(len(f["test"]) for f in result["folds"])
+    ax.set_title(f"{Path(result['data']).name}, {len(result['folds'])}-fold CV, "
+                 f"{n_patients} patients each held out once")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
