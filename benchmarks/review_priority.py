@@ -79,9 +79,9 @@ def main() -> None:
                 np.mean([scores[n] for n in combo], axis=0))
         for offset in (0.0, 0.3, 0.5, 1.0):
             per_score.setdefault(f"{'+'.join(default)}×(extent, a={offset})", []).append(
-                review_priority(stats, default, offset))
+                review_priority(stats, default, offset, scores))
         per_score.setdefault(default_name, []).append(
-            review_priority(stats, default, inference.review_extent_offset))
+            review_priority(stats, default, inference.review_extent_offset, scores))
     result = review_curves(counts, per_score)
     # the flag threshold: the default priority's 90th percentile over the segmented slices of
     # the held-out patients, so that about 10 % of them are flagged

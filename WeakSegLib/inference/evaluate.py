@@ -78,8 +78,9 @@ def _review_scores(result: CaseSegmentation, method: str, cfg: InferenceConfig
                    ) -> dict[str, np.ndarray]:
     """Every candidate review score and the default review priority of ``method``."""
     stats = result.review_stats(method)
-    priority = review_priority(stats, cfg.review_scores, cfg.review_extent_offset)
-    return {**candidate_scores(stats), "review_priority": priority}
+    scores = candidate_scores(stats)
+    priority = review_priority(stats, cfg.review_scores, cfg.review_extent_offset, scores)
+    return {**scores, "review_priority": priority}
 
 
 def _examples(result: CaseSegmentation, truth: np.ndarray, method: str) -> list[dict[str, Any]]:

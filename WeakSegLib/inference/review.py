@@ -88,8 +88,7 @@ def candidate_scores(stats: SliceStats) -> dict[str, np.ndarray]:
     scores["disagreement_voxels"] = voxels / voxels.max() if voxels.max() > 0 else voxels
     c = np.clip(stats.classifier, 0.0, 1.0)
     scores["classifier_conflict"] = np.where(segmented, 1.0 - c, c)
-    padded = np.pad(area, 1)
-    neighbours = (padded[:-2] + padded[2:]) / 2.0
+    neighbours = _neighbour_mean(area)
     jump = np.abs(area - neighbours) / np.maximum(np.maximum(area, neighbours), 1.0)
     scores["continuity"] = np.where(segmented | (neighbours > 0), jump, 0.0)
     reference = np.percentile(area[segmented], 90) if segmented.any() else 1.0
@@ -97,27 +96,33 @@ def candidate_scores(stats: SliceStats) -> dict[str, np.ndarray]:
     return scores
 
 
+def _neighbour_mean(area: np.ndarray) -> np.ndarray:
+    """Per slice, the mean area of the slices above and below (0 beyond the volume)."""
+    padded = np.pad(np.asarray(area, np.float64), 1)
+    return (padded[:-2] + padded[2:]) / 2.0
+
+
 def slice_extent(area: np.ndarray) -> np.ndarray:
     """Per slice, the larger of its segmented area and its neighbours' mean, scaled by the
     case's largest: what a correction of that slice can change (an empty slice between
     segmented ones inherits their size)."""
-    area = np.asarray(area, np.float64)
-    padded = np.pad(area, 1)
-    extent = np.maximum(area, (padded[:-2] + padded[2:]) / 2.0)
+    extent = np.maximum(np.asarray(area, np.float64), _neighbour_mean(area))
     return extent / extent.max() if extent.max() > 0 else extent
 
 
 def review_priority(stats: SliceStats, names: tuple[str, ...],
-                    extent_offset: float | None = None) -> np.ndarray:
+                    extent_offset: float | None = None,
+                    scores: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """The mean of the named candidate scores per slice, in [0, 1]; with ``extent_offset``
     (a ≥ 0) multiplied by (a + extent) / (1 + a), so larger slices come first among equally
-    suspicious ones and a = 0 ranks by extent alone among the suspicious."""
+    suspicious ones and a = 0 ranks by extent alone among the suspicious. ``scores``: the
+    candidate scores of ``stats`` when the caller has them already."""
     unknown = [n for n in names if n not in CANDIDATES]
     if unknown or not names:
         raise ValueError(f"review scores {list(names)}: choose from {list(CANDIDATES)}")
     if extent_offset is not None and extent_offset < 0:
         raise ValueError(f"review extent offset {extent_offset}: must be ≥ 0 (or None)")
-    scores = candidate_scores(stats)
+    scores = scores if scores is not None else candidate_scores(stats)
     priority = np.mean([scores[n] for n in names], axis=0)
     if extent_offset is None:
         return priority

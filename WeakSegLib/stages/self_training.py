@@ -44,7 +44,7 @@ def mask_loss(S: torch.Tensor, target: torch.Tensor, dice_weight: float
 
 def pseudo_masks(ctx: RunContext, cfg: SelfTrainConfig) -> tuple[np.ndarray, np.ndarray, list]:
     """(masks (N, S, S) bool, usable rows, the sources used) for the training slices."""
-    used, maps, collapsed = [], [], []
+    used, maps, collapsed, collapsed_maps = [], [], [], []
     tumour = ctx.train.labels == 1
     for name in cfg.sources:
         path = ctx.run_dir / name / "probabilities.npz"
@@ -56,6 +56,7 @@ def pseudo_masks(ctx: RunContext, cfg: SelfTrainConfig) -> tuple[np.ndarray, np.
         segments = (S[tumour] > cfg.threshold).reshape(int(tumour.sum()), -1).any(axis=1)
         if tumour.any() and segments.mean() < cfg.min_segmented_fraction:
             collapsed.append(name)
+            collapsed_maps.append(S)
             continue
         used.append(name)
         maps.append(S)
@@ -65,8 +66,7 @@ def pseudo_masks(ctx: RunContext, cfg: SelfTrainConfig) -> tuple[np.ndarray, np.
         ctx.events.log(f"self-training: every source ({', '.join(collapsed)}) segments fewer "
                        f"than {cfg.min_segmented_fraction:.0%} of the tumour slices; their mean "
                        "is used, expect a weak model", "warning", "self_train")
-        used = list(collapsed)
-        maps = [load_probabilities(ctx.run_dir, name)["train"] for name in collapsed]
+        used, maps = list(collapsed), collapsed_maps
     elif collapsed:
         ctx.events.log(f"self-training: {', '.join(collapsed)} segment(s) fewer than "
                        f"{cfg.min_segmented_fraction:.0%} of the tumour slices and are left out "
