@@ -16,6 +16,7 @@ from ..data.reader import read_case
 from ..events import EventWriter
 from ..postprocess.ops import apply_ops, parse_ops
 from ..progress import track
+from ..runtime import release_memory
 from .bundle import Bundle, check_methods
 from .outputs import case_outputs, refuse_existing, write_case
 from .volume import CaseSegmentation, segment_case
@@ -90,6 +91,7 @@ def segment_cohort(bundle: Bundle, cohort: Cohort, out_dir: Path | None,
             if out_dir is not None:
                 result.labels, result.review_labels = {}, {}
         results.append(result)
+        release_memory()
     if out_dir is not None:
         events.artefact("segment", write_provenance(out_dir, bundle, methods, postprocess,
                                                     [r.name for r in results], started, frames))
