@@ -265,13 +265,15 @@ def cmd_train(args: argparse.Namespace, events: EventWriter) -> int:
             cohort, args.out, profile, full_cases=[c.strip() for c in
                                                    (args.full_cases or "").split(",") if c.strip()],
             review_records=args.review, labels=_slice_labels(args, cohort), device=args.device,
-            accepted_from=args.accepted_from,
+            accepted_from=args.accepted_from, base=args.base,
             events=events, resume=args.resume, show_progress=not args.quiet)
-        _say(args, f"mixed supervision: {run.metrics['composition']}, "
+        kind = f"refined from {args.base}" if args.base else "mixed supervision"
+        _say(args, f"{kind}: {run.metrics['composition']}, "
                    f"{run.metrics['epochs_run']} epochs\nmodel: {run.model_path}")
         return 0
-    if args.full_cases or args.review or args.accepted_from:
-        raise InputError(None, "--full-cases, --review and --accepted-from need --mode mixed")
+    if args.full_cases or args.review or args.accepted_from or args.base:
+        raise InputError(None, "--full-cases, --review, --accepted-from and --base need "
+                         "--mode mixed")
     manifest = train(cohort, args.out, profile, device=args.device,
                      stages=stages, resume=args.resume, events=events,
                      val_cases=args.val_cases.split(",") if args.val_cases else None,
@@ -455,6 +457,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--accepted-from", type=Path, metavar="SEGMENT_DIR",
                    help="--mode mixed: a `weakseg segment` output; its unflagged slices "
                    "(difference score ≥ 0.2) become masks too (seed 000 §5)")
+    p.add_argument("--base", type=Path, metavar="RUN",
+                   help="--mode mixed: a weak run whose self-trained segmenter the reviewed "
+                   "slices fine-tune (it keeps what it learned); the output is a complete "
+                   "weak bundle. Without it, seed 001's U-Net trains from scratch")
     p.set_defaults(func=cmd_train)
     return parser
 

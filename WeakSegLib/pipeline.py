@@ -32,6 +32,8 @@ from .stages.run_folder import METRICS, MIXED_SLICE_CACHE, SLICE_CACHE
 from .runtime import barrier, configure_backend, init_distributed, resolve_device, seed_everything
 from .stages.refined_segmenters import OverSegmenterStage, SeedOnlyStage, UnderSegmenterStage
 from .stages.refinement import RefinementStage
+from .stages.review_refine import (STAGE as REFINED, base_profile, check_base,
+                                   refine_with_review)
 from .stages.seeds import SeedsStage
 from .stages.segmenter import SegmenterStage
 from .stages.self_training import SelfTrainStage, SupervisedReferenceStage
@@ -320,14 +322,16 @@ def _run_stage(stage: Stage, ctx: RunContext, manifest: Manifest, events: EventW
 
 @dataclass
 class MixedRun:
-    """A finished mixed-supervision run: its folder, network and metrics."""
+    """A finished mixed-supervision run (or a run refined from a review): its folder, the
+    stage whose network it trained, that network and its metrics."""
     run_dir: Path
     model: Any
     metrics: dict[str, Any]
+    stage: str = MIXED
 
     @property
     def model_path(self) -> Path:
-        return self.run_dir / MIXED / "model.pt"
+        return self.run_dir / self.stage / "model.pt"
 
 
 def train_mixed_cohort(cohort: Cohort, run_dir: str | Path, profile: Profile,
@@ -336,15 +340,34 @@ def train_mixed_cohort(cohort: Cohort, run_dir: str | Path, profile: Profile,
                        labels: SliceLabels | None = None, device: str = "auto",
                        events: EventWriter | None = None, resume: bool = False,
                        show_progress: bool = True, accepted_from: str | Path | None = None,
-                       accepted_threshold: float | None = None) -> MixedRun:
+                       accepted_threshold: float | None = None,
+                       base: str | Path | None = None) -> MixedRun:
     """What ``weakseg train --mode mixed`` and the Slicer "Retrain with reviewed slices" call:
     masks of ``full_cases`` and of the accepted/corrected slices in ``review_records``, slice
     labels (``labels``, else from masks) for the rest. ``accepted_from``: a ``weakseg
     segment`` output whose unflagged slices join as accepted annotations (reviews override).
-    The inputs are checked before anything is written."""
+    ``base``: a weak run whose self-trained segmenter is fine-tuned with those slices instead
+    of training seed 001's U-Net from scratch (``stages/review_refine.py``); the result is a
+    complete weak bundle. The inputs are checked before anything is written."""
     run_dir = Path(run_dir)
     inputs = MixedInputs.prepare(cohort, full_cases, review_records, label_maps, accepted_from,
                                  accepted_threshold)
+    if base is not None:
+        base_run = check_base(Path(base))
+        refine_profile = base_profile(base_run, profile)
+        events = events or EventWriter()
+
+        def progress(cases):
+            return track(cases, "preprocess", events=events, stage="preprocess",
+                         show=show_progress)
+
+        reviewed = inputs.build(cohort, refine_profile, list(base_run.data["channels"]), labels,
+                                progress=progress)
+        metrics = refine_with_review(base, reviewed, run_dir, profile, inputs.settings, device,
+                                     events, resume, show_progress)
+        from .stages.segmenter import load_segmenter
+        return MixedRun(run_dir, load_segmenter(run_dir, resolve_device("cpu"), REFINED),
+                        metrics, REFINED)
     train(cohort, run_dir, profile, device, resume=resume, events=events, labels=labels,
           show_progress=show_progress, mixed=inputs)
     metrics = json.loads((run_dir / MIXED / METRICS).read_text())

@@ -2,20 +2,25 @@
 
 Per fold, the four held-out patients are split in two pairs. A reviewer "corrects" the 10
 highest-priority slices (``review_priority`` of the segment table) of each patient of one pair:
-truth replaces the default method's prediction on those slices, and the review records go
-through the same ``train --mode mixed --review RECORDS.json`` that the Slicer panel runs, on the
-fold's training patients plus the reviewed pair. The retrained model is evaluated on the other
-pair, which nobody reviewed and no model saw; then the pairs swap. "Before" is the weak model's
-default output on the same patients.
+truth replaces the default method's prediction on those slices. The retrained model is
+evaluated on the other pair, which nobody reviewed and no model saw; then the pairs swap.
+"Before" is the weak model's default output (self_trained + post-processing) on the same
+patients.
 
     python benchmarks/review_loop.py --work /work/cv/run1 --predictions reeval_same_weights_new_code \
-        [--folds 0,1] [--variant review|review+accepted] [--out benchmarks/results/review_loop.json]
+        [--folds 0,1] [--variant refine|review|review+accepted|review+pseudo] [--out ...]
 
+``refine`` (what the panel runs for a weak model): ``train --mode mixed --review RECORDS.json
+--base FOLD_RUN`` on the reviewed pair — the fold's self-trained segmenter fine-tuned with the
+corrected slices, its own output on the reviewed patients' other slices and on its training
+slices; scored with the default method, before and after, by the same code path.
+The other variants train seed 001's U-Net from scratch (``train --mode mixed --review``) on
+the fold's training patients plus the reviewed pair: ``review`` as it stands,
 ``review+accepted`` adds the reviewed patients' unflagged slices as accepted annotations
-(``--accepted-from``), the other way the CLI offers; ``review+pseudo`` segments the fold's
-training patients too with the weak model, so every unflagged segmented slice of the training
-cohort joins as an accepted annotation (what the weak model knows is kept). Needs the CV work folder (folds.json, the
-fold runs and their evaluation predictions).
+(``--accepted-from``), ``review+pseudo`` segments the fold's training patients too with the
+weak model, so every unflagged segmented slice of the training cohort joins as an accepted
+annotation. Needs the CV work folder (folds.json, the fold runs and their evaluation
+predictions).
 """
 from __future__ import annotations
 
@@ -54,6 +59,16 @@ def reviewed_label_map(pred_dir: Path, case, method: str, n: int, out: Path) -> 
     return slices
 
 
+def written_dice(pred_dir: Path, case, method: str) -> float:
+    """Volume Dice of a written label map against the case's mask (same grid)."""
+    from WeakSegLib.evaluation.metrics import volume_dice
+
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(
+        str(pred_dir / case.name / f"{case.name}_{method}.nii.gz")))
+    truth = sitk.GetArrayFromImage(sitk.ReadImage(str(case.mask)))
+    return volume_dice(labels > 0, truth > 0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -62,7 +77,8 @@ def main() -> None:
                         help="sub-folder of each fold holding the evaluation's predictions")
     parser.add_argument("--method", default="self_trained_pp", help="the reviewed output")
     parser.add_argument("--folds", default=None, help="comma-separated fold numbers (all)")
-    parser.add_argument("--variant", choices=["review", "review+accepted", "review+pseudo"], default="review")
+    parser.add_argument("--variant", default="refine",
+                        choices=["refine", "review", "review+accepted", "review+pseudo"])
     parser.add_argument("--set", action="append", default=[], help="profile overrides")
     parser.add_argument("--out", type=Path, default=RESULTS / "review_loop.json")
     parser.add_argument("--scratch", type=Path, default=None,
@@ -78,6 +94,19 @@ def main() -> None:
     from WeakSegLib.inference.evaluate import evaluate_model
     from WeakSegLib.inference.segment import segment_cohort
     from WeakSegLib.pipeline import train_mixed_cohort
+
+    def default_dice(run: Path, names: list[str]) -> dict[str, float]:
+        """Volume Dice of the run's default method (with its post-processing) per patient."""
+        from WeakSegLib.data.reader import read_case
+        from WeakSegLib.evaluation.metrics import volume_dice
+
+        bundle = load_bundle(run, "cpu")
+        method = bundle.profile.inference.default_method
+        chosen = cohort.select(names)
+        results = segment_cohort(bundle, chosen, None, [method], show_progress=False)
+        return {r.name: volume_dice(r.labels[method] > 0,
+                                    read_case(files, data=bundle.profile.data).mask > 0)
+                for r, files in zip(results, chosen.cases)}
 
     torch.set_num_threads(1)
     folds = json.loads((args.work / "folds.json").read_text())
@@ -95,6 +124,19 @@ def main() -> None:
         before_all = json.loads((args.work / f"fold{k}" / args.predictions / "metrics.json")
                                 .read_text())["methods"][args.method]["per_case"]
         test = list(fold["test"])
+        reviewed_method = args.method
+        if args.variant == "refine":
+            # what the user sees today: the fold's model segments its test patients with
+            # today's code (default method and post-processing, today's review priority);
+            # the reviewer corrects that, and "before" is its Dice
+            pred_dir = scratch / f"fold{k}_segment_test"
+            weak = load_bundle(args.work / f"fold{k}" / "run", "cpu")
+            reviewed_method = weak.profile.inference.default_method
+            if not (pred_dir / "weakseg_segment.json").is_file():
+                segment_cohort(weak, cohort.select(test), pred_dir, [reviewed_method],
+                               show_progress=False)
+            before_all = {name: {"volume_dice": written_dice(pred_dir, files, reviewed_method)}
+                          for name, files in zip(test, cohort.select(test).cases)}
         accepted = pred_dir if args.variant == "review+accepted" else None
         if args.variant == "review+pseudo":
             accepted = scratch / f"fold{k}_segment"
@@ -110,34 +152,46 @@ def main() -> None:
             records = []
             for case in cohort.select(reviewed):
                 map_path = work / "reviews" / f"{case.name}_reviewed.nii.gz"
-                for z in reviewed_label_map(pred_dir, case, args.method, REVIEWED_SLICES,
+                for z in reviewed_label_map(pred_dir, case, reviewed_method, REVIEWED_SLICES,
                                             map_path):
                     records.append({"case": case.name, "slice": z, "status": "corrected",
                                     "reviewer": "simulated", "time": "2026-11-30T00:00:00+00:00",
                                     "mask_path": str(map_path.relative_to(work))})
             records_path = work / "records.json"
             records_path.write_text(json.dumps(records, indent=1))
-            train_cohort = cohort.select(list(fold["train"]) + list(fold["inner_val"])
-                                         + reviewed)
             start = time.perf_counter()
-            run = train_mixed_cohort(
-                train_cohort, work / "run", profile, review_records=records_path,
-                accepted_from=accepted,
-                show_progress=False, device="cpu")
-            seconds = time.perf_counter() - start
-            report = evaluate_model(load_bundle(work / "run", "cpu"), cohort.select(held),
-                                    work / "eval", show_progress=False)
-            after = report["methods"]["mixed"]["per_case"]
+            if args.variant == "refine":
+                base_run = args.work / f"fold{k}" / "run"
+                run = train_mixed_cohort(cohort.select(reviewed), work / "run", profile,
+                                         review_records=records_path, base=base_run,
+                                         show_progress=False, device="cpu")
+                seconds = time.perf_counter() - start
+                before = {n: before_all[n]["volume_dice"] for n in held}
+                after = default_dice(work / "run", held)
+            else:
+                train_cohort = cohort.select(list(fold["train"]) + list(fold["inner_val"])
+                                             + reviewed)
+                run = train_mixed_cohort(
+                    train_cohort, work / "run", profile, review_records=records_path,
+                    accepted_from=accepted, show_progress=False, device="cpu")
+                seconds = time.perf_counter() - start
+                report = evaluate_model(load_bundle(work / "run", "cpu"), cohort.select(held),
+                                        work / "eval", show_progress=False)
+                before = {n: before_all[n]["volume_dice"] for n in held}
+                after = {n: v["volume_dice"]
+                         for n, v in report["methods"]["mixed"]["per_case"].items()}
             for name in held:
                 result["per_case"][f"{name}@{tag}"] = {
-                    "fold": int(k), "case": name,
-                    "before": before_all[name]["volume_dice"],
-                    "after": after[name]["volume_dice"]}
+                    "fold": int(k), "case": name, "before": before[name], "after": after[name]}
             result["runs"].append({"tag": tag, "train_seconds": round(seconds, 1),
                                    "epochs_run": run.metrics.get("epochs_run"),
-                                   "composition": run.metrics.get("composition")})
-            print(tag, {n: (round(before_all[n]["volume_dice"], 3),
-                            round(after[n]["volume_dice"], 3)) for n in held}, flush=True)
+                                   "composition": run.metrics.get("composition"),
+                                   **{key: run.metrics[key] for key in (
+                                       "reviewed_tumour_slice_dice_before",
+                                       "reviewed_tumour_slice_dice_after")
+                                      if key in run.metrics}})
+            print(tag, {n: (round(before[n], 3), round(after[n], 3)) for n in held},
+                  flush=True)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             _summarise(result)
             args.out.write_text(json.dumps(result, indent=1))

@@ -404,6 +404,30 @@ def test_retrain_exports_the_records_and_runs_mixed_training(controller, scene, 
         controller.cancel(wait=True)
 
 
+def test_retrain_refines_a_weak_run_with_a_self_trained_segmenter(controller, scene, case,
+                                                                  tmp_path, write_bundle
+                                                                  ) -> None:
+    """A weak run's own segmenter learns from the corrections (``--base``, issue 13)."""
+    weak = write_bundle(tmp_path / "weak", statuses={"classifier": "done",
+                                                      "self_train": "done"})
+    controller.python = sys.executable
+    controller.update(model_dir=weak, flair=case["flair"])
+    _review(controller, scene, case["flair"])
+    controller.select_row(1)
+    controller.correct()
+    job = controller.retrain()
+    try:
+        command = job.command
+        assert command[command.index("--base") + 1] == str(weak)
+        assert Path(command[command.index("--out") + 1]).name.startswith("weak-reviewed-")
+    finally:
+        controller.cancel(wait=True)
+    assert not logic.refinable(tmp_path / "nowhere")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "manifest.json").write_text("{")
+    assert not logic.refinable(tmp_path / "broken")
+
+
 def test_review_records_read_by_mixed_supervision(controller, scene, case, tmp_path) -> None:
     """The JSON the Export section writes is what ``train --mode mixed --review`` reads."""
     records = pytest.importorskip("WeakSegLib.mixed.records")

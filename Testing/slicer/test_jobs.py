@@ -86,6 +86,8 @@ def test_command_builders() -> None:
                                       full_cases=["A", "B"]) == [
         "--mode", "mixed", "--data", "cases", "--review", "r.json", "--full-cases", "A,B",
         "--out", "new", "--device", "auto", "--labels", "l.csv"]
+    assert commands.retrain_arguments("r.json", "cases", "new", base="run")[:7] == [
+        "--mode", "mixed", "--data", "cases", "--review", "r.json", "--base"]
     with pytest.raises(ValueError):
         commands.segment_arguments("run", "case", "out", device="tpu")
     with pytest.raises(ValueError):

@@ -67,14 +67,18 @@ def train_arguments(data: str | Path, out: str | Path, device: str = "auto",
 def retrain_arguments(records: str | Path, data: str | Path, out: str | Path,
                       device: str = "auto", labels: str | Path | None = None,
                       ranges: str | Path | None = None, full_cases: Sequence[str] = (),
-                      overrides: Sequence[str] = ()) -> list[str]:
-    """``train --mode mixed --data DIR --review RECORDS.json --out RUN ...`` (issue 7).
+                      overrides: Sequence[str] = (), base: str | Path | None = None
+                      ) -> list[str]:
+    """``train --mode mixed --data DIR --review RECORDS.json [--base RUN] --out RUN ...``.
 
-    Mixed supervision: the accepted/corrected slices of the review records (see
-    :mod:`WeakSegLib.slicer.review`) become full annotations, ``full_cases`` of ``data`` give
-    their whole masks, every other slice keeps its slice label (``labels``/``ranges``).
+    The accepted/corrected slices of the review records (see :mod:`WeakSegLib.slicer.review`)
+    become full annotations, ``full_cases`` of ``data`` give their whole masks, every other
+    slice keeps its slice label (``labels``/``ranges``). With ``base`` (a weak run) they
+    fine-tune its self-trained segmenter (issue 13); without, seed 001's U-Net trains anew.
     """
     args = ["--mode", "mixed", "--data", str(data), "--review", str(records)]
+    if base is not None:
+        args += ["--base", str(base)]
     if full_cases:
         args += ["--full-cases", ",".join(full_cases)]
     args += train_arguments(data, out, device=device, ranges=ranges, labels=labels,

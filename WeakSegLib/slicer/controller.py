@@ -740,10 +740,15 @@ class PanelController:
         # beside the model, but never inside the extension's own folder (the shipped default)
         base = self.work_root / "models" / model.name if defaults.is_default_model(model) \
             else model
-        self._retrain_out = base.with_name(f"{model.name}-mixed-{_stamp()}")
+        # a weak run's self-trained segmenter learns from the corrections (issue 13); a
+        # mixed-supervision model trains seed 001's U-Net anew
+        refine = logic.refinable(model)
+        kind = "reviewed" if refine else "mixed"
+        self._retrain_out = base.with_name(f"{model.name}-{kind}-{_stamp()}")
         arguments = commands.retrain_arguments(records, folder / "input", self._retrain_out,
                                                device=p.device, labels=labels,
-                                               overrides=self.train_overrides)
+                                               overrides=self.train_overrides,
+                                               base=model if refine else None)
         return self._start("retrain", "train", arguments, "retrain", folder)
 
     @staticmethod

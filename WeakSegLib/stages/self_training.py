@@ -82,16 +82,19 @@ def pseudo_masks(ctx: RunContext, cfg: SelfTrainConfig) -> tuple[np.ndarray, np.
 
 
 def train_mask_segmenter(ctx: RunContext, name: str, masks: np.ndarray, rows: np.ndarray,
-                         cfg: SelfTrainConfig) -> tuple[torch.nn.Module, list[dict[str, float]]]:
-    """A fresh segmenter on ``rows`` of the training slices against ``masks``, with flips,
-    a small affine and intensity augmentation, resumably (checkpoint in ``<run>/<name>/``)."""
+                         cfg: SelfTrainConfig, start: torch.nn.Module | None = None,
+                         lr: float | None = None, epochs: int | None = None
+                         ) -> tuple[torch.nn.Module, list[dict[str, float]]]:
+    """A segmenter on ``rows`` of the training slices (a row may repeat: it then counts that
+    often) against ``masks``, with flips, a small affine and intensity augmentation, resumably
+    (checkpoint in ``<run>/<name>/``). Fresh, or fine-tuned from ``start`` at ``lr``."""
     if not len(rows):
         raise InputError(ctx.run_dir, f"{name}: no training slice to learn from")
     seed, salt = ctx.profile.runtime.seed, zlib.crc32(name.encode())
     images = ctx.train.images
     torch.manual_seed(seed)
-    model = wrap_model(build_segmenter(ctx), ctx)
-    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    model = wrap_model(start if start is not None else build_segmenter(ctx), ctx)
+    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr if lr is None else lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=cfg.halve_every, gamma=0.5)
     ctx.events.metric(name, "n_train_slices", len(rows))
 
@@ -117,11 +120,11 @@ def train_mask_segmenter(ctx: RunContext, name: str, masks: np.ndarray, rows: np
         scheduler.step()
         return {**mean_records(records), "lr": lr}
 
-    history = run_epochs(ctx, name, cfg.epochs, cfg.time_budget_s,
+    history = run_epochs(ctx, name, cfg.epochs if epochs is None else epochs, cfg.time_budget_s,
                          {"model": model, "optimiser": optimiser, "scheduler": scheduler},
                          one_epoch)
     unet = unwrap(model)
-    recalibrate_batchnorm(unet, images[rows], ctx)
+    recalibrate_batchnorm(unet, images[np.unique(rows)], ctx)
     return unet.eval(), history
 
 
