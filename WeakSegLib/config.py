@@ -73,6 +73,7 @@ class ClassifierConfig:
     affine_scale: float = 0.1
     affine_translate: float = 0.05
     gamma: float = 0.2
+    pool: str = "avg"                   # the head's global pooling: avg | max (models/classifier)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,21 @@ def test_classifier_logit_shape_and_proba(channels: int, size: int) -> None:
     assert torch.allclose(proba, torch.sigmoid(logits[:, 0]))
 
 
+def test_classifier_max_pool_head_sees_a_small_bright_spot_wherever_it_is() -> None:
+    """Global max pooling: the logit depends on the strongest place, not on how much of the
+    slice it covers; an unknown pooling is refused; the kind travels with the weights."""
+    torch.manual_seed(0)
+    model = VGG16BNClassifier(in_channels=1, width_divisor=TINY, upsample=1, pool="max").eval()
+    assert model.arch_kwargs["pool"] == "max"
+    feature = model.pool(torch.zeros(1, 3, 4, 4).index_put_(
+        (torch.tensor([0]), torch.tensor([1]), torch.tensor([2]), torch.tensor([3])),
+        torch.tensor([5.0])))
+    assert feature.flatten().tolist() == [0.0, 5.0, 0.0]
+    with pytest.raises(ValueError, match="pool 'sum'"):
+        VGG16BNClassifier(in_channels=1, pool="sum")
+    assert VGG16BNClassifier(in_channels=1).arch_kwargs["pool"] == "avg"
+
+
 def test_classifier_accepts_small_and_odd_sizes() -> None:
     model = VGG16BNClassifier(in_channels=2, width_divisor=TINY).eval()
     assert model(torch.rand(1, 2, 32, 32)).shape == (1, 1)

@@ -19,6 +19,11 @@ VGG16_LAYOUT: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256
                                        512, 512, 512, "M", 512, 512, 512, "M")
 
 
+#: the head's global pooling: "avg" (VGG's) or "max" — a slice has tumour when any place
+#: of it has, so a small tumour is not averaged away (global max pooling, Oquab et al. 2015)
+POOLS = {"avg": nn.AdaptiveAvgPool2d, "max": nn.AdaptiveMaxPool2d}
+
+
 def _scaled(width: int, divisor: int) -> int:
     return max(1, width // divisor)
 
@@ -29,13 +34,16 @@ class VGG16BNClassifier(nn.Module):
     architecture = ARCHITECTURE
 
     def __init__(self, in_channels: int = 4, width_divisor: int = 1, upsample: float = 2,
-                 dropout: float = 0.5) -> None:
+                 dropout: float = 0.5, pool: str = "avg") -> None:
         super().__init__()
         if in_channels < 1 or width_divisor < 1 or upsample <= 0:
             raise ValueError("in_channels and width_divisor must be ≥ 1 and upsample > 0")
+        if pool not in POOLS:
+            raise ValueError(f"pool {pool!r}: choose one of {sorted(POOLS)}")
         self.arch_kwargs: dict[str, Any] = {"in_channels": in_channels,
                                             "width_divisor": width_divisor,
-                                            "upsample": upsample, "dropout": dropout}
+                                            "upsample": upsample, "dropout": dropout,
+                                            "pool": pool}
         self.upsample = upsample
         layers: list[nn.Module] = []
         channels = in_channels
@@ -48,7 +56,7 @@ class VGG16BNClassifier(nn.Module):
             layers += [nn.Conv2d(channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU()]
             channels = width
         self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool = POOLS[pool](1)
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(channels, channels), nn.ReLU(),
                                   nn.Dropout(dropout), nn.Linear(channels, 1))
         self.feature_channels = channels

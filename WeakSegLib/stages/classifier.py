@@ -21,7 +21,7 @@ from ..runtime import autocast, batches, to_device
 def build_classifier(ctx: RunContext) -> VGG16BNClassifier:
     cfg = ctx.profile.classifier
     return VGG16BNClassifier(in_channels=len(ctx.train.channels), width_divisor=cfg.width_divisor,
-                             upsample=cfg.upsample)
+                             upsample=cfg.upsample, pool=cfg.pool)
 
 
 def load_classifier(run_dir: Path, device: torch.device) -> VGG16BNClassifier:
