@@ -241,8 +241,9 @@ class InferenceConfig:
     review_threshold: float = 0.21     # flags 10 % of the segmented slices of the CV patients
     # Segmenter networks (stage names) whose S is averaged over the four in-plane flips at
     # inference (4× their cost). The networks trained with flips (all of them) should agree with
-    # themselves flipped; averaging removes what they do not agree on. Measured per fold with
-    # benchmarks/cv_reevaluate.py; () = off.
+    # themselves flipped; averaging removes what they do not agree on. Off: on the 20 held-out
+    # patients of the 5-fold CV, flips on self_train moved volume Dice 0.759 → 0.762 (Δ +0.003
+    # [−0.000, +0.006], benchmarks/results/cv_reevaluate_flips.json) for 4× that network's time.
     test_time_flips: tuple[str, ...] = ()
     # Patches per forward at inference. With 2 CPU threads on a shared machine 512 took half the
     # wall time of 64 (fewer thread hand-offs; same CPU time when the machine is idle), peak RSS

@@ -43,8 +43,11 @@ RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 REVIEWED_SLICES = 10
 
 
-def reviewed_label_map(pred_dir: Path, case, method: str, n: int, out: Path) -> list[int]:
-    """Write ``case``'s prediction with truth on its ``n`` highest-priority slices; return them."""
+def reviewed_label_map(pred_dir: Path, case, method: str, n: int, out: Path,
+                       perfect: bool = True) -> list[int]:
+    """Write ``case``'s prediction with truth on its ``n`` highest-priority slices (``perfect``;
+    otherwise the prediction unchanged: the control, a reviewer who changes nothing); return
+    the slices."""
     with (pred_dir / case.name / f"{case.name}_slices.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     top = sorted(rows, key=lambda r: -float(r["review_priority"]))[:n]
@@ -52,7 +55,8 @@ def reviewed_label_map(pred_dir: Path, case, method: str, n: int, out: Path) -> 
     prediction = sitk.ReadImage(str(pred_dir / case.name / f"{case.name}_{method}.nii.gz"))
     labels = sitk.GetArrayFromImage(prediction).astype(np.uint8)
     truth = (sitk.GetArrayFromImage(sitk.ReadImage(str(case.mask))) > 0).astype(np.uint8)
-    labels[slices] = truth[slices]
+    if perfect:
+        labels[slices] = truth[slices]
     image = sitk.GetImageFromArray(labels)
     image.CopyInformation(prediction)
     sitk.WriteImage(image, str(out), useCompression=True)
@@ -79,6 +83,9 @@ def main() -> None:
     parser.add_argument("--folds", default=None, help="comma-separated fold numbers (all)")
     parser.add_argument("--variant", default="refine",
                         choices=["refine", "review", "review+accepted", "review+pseudo"])
+    parser.add_argument("--reviewer", choices=["perfect", "none"], default="perfect",
+                        help="none: the control — the reviewed slices keep the prediction, so "
+                        "only the extra training on the model's own output remains")
     parser.add_argument("--set", action="append", default=[], help="profile overrides")
     parser.add_argument("--out", type=Path, default=RESULTS / "review_loop.json")
     parser.add_argument("--scratch", type=Path, default=None,
@@ -114,6 +121,7 @@ def main() -> None:
     cohort = discover_cohort(DATA)
     profile = apply_overrides(get_profile("fast"), args.set)
     result: dict = {"machine": describe_machine(), "variant": args.variant,
+                    "reviewer": args.reviewer,
                     "reviewed_slices_per_case": REVIEWED_SLICES, "method": args.method,
                     "settings": args.set, "per_case": {}, "runs": []}
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="review_loop_"))
@@ -153,7 +161,7 @@ def main() -> None:
             for case in cohort.select(reviewed):
                 map_path = work / "reviews" / f"{case.name}_reviewed.nii.gz"
                 for z in reviewed_label_map(pred_dir, case, reviewed_method, REVIEWED_SLICES,
-                                            map_path):
+                                            map_path, perfect=args.reviewer == "perfect"):
                     records.append({"case": case.name, "slice": z, "status": "corrected",
                                     "reviewer": "simulated", "time": "2026-11-30T00:00:00+00:00",
                                     "mask_path": str(map_path.relative_to(work))})

@@ -141,6 +141,13 @@ def test_reviewed_slices_are_the_only_masks_of_a_weak_case(
     assert not data.targets(np.flatnonzero(case1 & ~data.has_mask)).any()
     again = data.with_full_cases(["Case1"])
     assert not again.has_mask[case0].any() and again.has_mask[case1].sum() == 3
+    # reviewed slices are kept where the training rules (here: no slice may have any zero
+    # pixel, so none would pass) drop every other slice
+    strict = build_mixed_slices(cohort, DataConfig(size=16, trim_fraction=0.3,
+                                                   max_zero_fraction=0.0), ["flair", "t1"],
+                                reviews=reviews)
+    assert sorted(strict.slice_index[strict.case_index == 1]) == [7, 10, 11]
+    assert strict.has_mask.all()
 
 
 def test_unflagged_slices_of_a_segment_output_become_accepted_records(tmp_path: Path) -> None:

@@ -110,3 +110,6 @@ def test_cli_base(tiny_run: Path, tiny_flair_t1_phantom: Path, tmp_path: Path,
     assert main(["segment", "--model", str(out), "--input", str(data / name), "--out",
                  str(seg), "--device", "cpu", "--quiet"]) == 0
     assert (seg / name / f"{name}_self_trained.nii.gz").is_file()
+    exported = tmp_path / "exported"                    # and exports like any weak run
+    assert main(["export-model", "--model", str(out), "--out", str(exported), "--quiet"]) == 0
+    assert (exported / "self_train" / "model.pt").is_file()
