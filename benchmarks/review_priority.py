@@ -82,6 +82,15 @@ def main() -> None:
                 review_priority(stats, default, offset, scores))
         per_score.setdefault(default_name, []).append(
             review_priority(stats, default, inference.review_extent_offset, scores))
+        # the trade-off between finding bad slices (p: the default's unweighted mean) and
+        # finding wrong voxels (v: disagreement_voxels, the most a correction can change)
+        p = np.mean([scores[n] for n in default], axis=0)
+        v = scores["disagreement_voxels"]
+        for name, values in (("tradeoff: 1-(1-p)(1-v)", 1 - (1 - p) * (1 - v)),
+                             ("tradeoff: max(p, v)", np.maximum(p, v)),
+                             ("tradeoff: (p + v) / 2", (p + v) / 2),
+                             ("tradeoff: p·(0.5 + v)/1.5", p * (0.5 + v) / 1.5)):
+            per_score.setdefault(name, []).append(values)
     result = review_curves(counts, per_score)
     # the flag threshold: the default priority's 90th percentile over the segmented slices of
     # the held-out patients, so that about 10 % of them are flagged
