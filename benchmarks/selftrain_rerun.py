@@ -83,7 +83,36 @@ def main() -> None:
         print(f"fold {k} sources: " + ", ".join(
             f"{n} {v['segmented_fraction']:.2f}{'' if v['kept'] else ' (left out)'}"
             for n, v in kept.items()))
+    out["summary"] = _summary(out["folds"], folds)
+    if out["summary"]:
+        print(json.dumps(out["summary"], indent=1))
     (RESULTS / f"selftrain_rerun_{args.tag}.json").write_text(json.dumps(out, indent=2))
+
+
+def _summary(entries: dict, folds: dict) -> dict:
+    """Over every held-out patient of the rerun folds: mean [95 % CI] before and after, the
+    paired change, and after − flair_threshold on the same patients."""
+    from cohort_cv import bootstrap_ci
+
+    summary = {}
+    for method in ("self_trained", "self_trained_pp"):
+        before, after, flair = [], [], []
+        for k, entry in entries.items():
+            if "after" not in entry:
+                continue
+            for case, values in entry["after"][method].items():
+                after.append(values["volume_dice"])
+                before.append(entry["before"][method][case]["volume_dice"])
+                flair.append(folds[k]["methods"]["flair_threshold"][case]["volume_dice"])
+        if not after:
+            continue
+        b, a, f = np.array(before), np.array(after), np.array(flair)
+        summary[method] = {"n": len(a), "before": [float(b.mean()), *bootstrap_ci(b)],
+                           "after": [float(a.mean()), *bootstrap_ci(a)],
+                           "delta": [float((a - b).mean()), *bootstrap_ci(a - b)],
+                           "after_minus_flair_threshold": [float((a - f).mean()),
+                                                           *bootstrap_ci(a - f)]}
+    return summary
 
 
 if __name__ == "__main__":
