@@ -32,10 +32,9 @@ from .stages.run_folder import METRICS, MIXED_SLICE_CACHE, SLICE_CACHE
 from .runtime import barrier, configure_backend, init_distributed, resolve_device, seed_everything
 from .stages.refined_segmenters import OverSegmenterStage, SeedOnlyStage, UnderSegmenterStage
 from .stages.refinement import RefinementStage
-from .stages.review_refine import (STAGE as REFINED, base_profile, check_base,
-                                   refine_with_review)
+from .stages.review_refine import STAGE as REFINED, refine_with_review
 from .stages.seeds import SeedsStage
-from .stages.segmenter import SegmenterStage
+from .stages.segmenter import SegmenterStage, load_segmenter
 from .stages.self_training import SelfTrainStage, SupervisedReferenceStage
 
 #: Stages in pipeline order.
@@ -353,19 +352,8 @@ def train_mixed_cohort(cohort: Cohort, run_dir: str | Path, profile: Profile,
     inputs = MixedInputs.prepare(cohort, full_cases, review_records, label_maps, accepted_from,
                                  accepted_threshold)
     if base is not None:
-        base_run = check_base(Path(base))
-        refine_profile = base_profile(base_run, profile)
-        events = events or EventWriter()
-
-        def progress(cases):
-            return track(cases, "preprocess", events=events, stage="preprocess",
-                         show=show_progress)
-
-        reviewed = inputs.build(cohort, refine_profile, list(base_run.data["channels"]), labels,
-                                progress=progress)
-        metrics = refine_with_review(base, reviewed, run_dir, profile, inputs.settings, device,
+        metrics = refine_with_review(base, cohort, inputs, run_dir, profile, labels, device,
                                      events, resume, show_progress)
-        from .stages.segmenter import load_segmenter
         return MixedRun(run_dir, load_segmenter(run_dir, resolve_device("cpu"), REFINED),
                         metrics, REFINED)
     train(cohort, run_dir, profile, device, resume=resume, events=events, labels=labels,

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from WeakSegLib.config import get_profile
-from WeakSegLib.slicer import defaults, logic, nodes
+from WeakSegLib.slicer import bundle, defaults, logic, nodes
 from WeakSegLib.slicer.controller import BUTTONS, WIDGETS, HeadlessView, PanelController
 from WeakSegLib.slicer.jobs import Job, group_members
 from WeakSegLib.slicer.review import (ACCEPTED, CORRECTED, LEGACY_NOTE, REJECTED, ReviewRow,
@@ -422,10 +422,10 @@ def test_retrain_refines_a_weak_run_with_a_self_trained_segmenter(controller, sc
         assert Path(command[command.index("--out") + 1]).name.startswith("weak-reviewed-")
     finally:
         controller.cancel(wait=True)
-    assert not logic.refinable(tmp_path / "nowhere")
+    assert not bundle.refinable(tmp_path / "nowhere")
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "manifest.json").write_text("{")
-    assert not logic.refinable(tmp_path / "broken")
+    assert not bundle.refinable(tmp_path / "broken")
 
 
 def test_review_records_read_by_mixed_supervision(controller, scene, case, tmp_path) -> None:

@@ -54,3 +54,13 @@ def run_resumable(run_dir: str | Path | None) -> bool:
         return False
     stages = manifest.get("stages", {})
     return not stages or any(entry.get("status") != "done" for entry in stages.values())
+
+
+def refinable(run_dir: str | Path | None) -> bool:
+    """Whether a review of this model's output can fine-tune it (``train --base``): a weak run
+    whose self-trained segmenter is done; a mixed-supervision model retrains seed 001's U-Net."""
+    manifest = read_manifest(run_dir)
+    if manifest is None:
+        return False
+    stage = manifest.get("stages", {}).get("self_train", {})
+    return manifest.get("mode", "weak") == "weak" and stage.get("status") == "done"

@@ -742,7 +742,7 @@ class PanelController:
             else model
         # a weak run's self-trained segmenter learns from the corrections (issue 13); a
         # mixed-supervision model trains seed 001's U-Net anew
-        refine = logic.refinable(model)
+        refine = bundle.refinable(model)
         kind = "reviewed" if refine else "mixed"
         self._retrain_out = base.with_name(f"{model.name}-{kind}-{_stamp()}")
         arguments = commands.retrain_arguments(records, folder / "input", self._retrain_out,

@@ -280,20 +280,6 @@ def written_method(out_dir: str | Path, case: str) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
-def refinable(model_dir: str | Path) -> bool:
-    """Whether a review of this model's output can fine-tune it (``train --base``): a weak run
-    whose self-trained segmenter is done; a mixed-supervision model retrains seed 001's U-Net."""
-    import json
-
-    try:
-        manifest = json.loads((Path(model_dir) / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return False
-    stage = manifest.get("stages", {}).get("self_train", {}) if isinstance(manifest, dict) \
-        else {}
-    return manifest.get("mode", "weak") == "weak" and stage.get("status") == "done"
-
-
 def import_result(scene: Any, out_dir: str | Path, case: str, reference: Any,
                   method: str | None = None, postprocess_ops: str | None = None,
                   name: str | None = None, grid: Any | None = None) -> SegmentResult:

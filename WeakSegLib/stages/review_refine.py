@@ -33,14 +33,17 @@ import torch
 
 from ..config import Profile, profile_from_dict
 from ..data.errors import InputError
+from ..data.cohort import Cohort
 from ..data.mixed_slices import MixedSlices
-from ..data.slices import SliceSet
+from ..data.slices import SliceLabels, SliceSet
 from ..evaluation.metrics import per_slice_dice
 from ..events import EventWriter, TeeEventWriter
 from ..manifest import Manifest, file_hash
 from ..models.weights import save_model
+from ..progress import track
 from ..runtime import resolve_device
 from .base import RunContext
+from .mixed import MixedInputs
 from .run_folder import CLASSIFIER_SCORES, METRICS, MODEL, PROBABILITIES, SLICE_CACHE, \
     load_probabilities
 from .segmenter import load_segmenter, predict_probabilities
@@ -103,8 +106,7 @@ def _known_slices(base_dir: Path, base: Manifest, threshold: float
 def _joined(known: SliceSet | None, reviewed: MixedSlices) -> SliceSet:
     """One slice set: the base run's training slices first, then the reviewed cases'."""
     if known is None:
-        return SliceSet(reviewed.images, reviewed.labels, reviewed.case_index,
-                        reviewed.slice_index, list(reviewed.cases), list(reviewed.channels))
+        return reviewed
     offset = len(known.cases)
     return SliceSet(np.concatenate([known.images, reviewed.images]),
                     np.concatenate([known.labels, reviewed.labels]),
@@ -113,40 +115,45 @@ def _joined(known: SliceSet | None, reviewed: MixedSlices) -> SliceSet:
                     [*known.cases, *reviewed.cases], list(known.channels))
 
 
-def refine_with_review(base_dir: str | Path, reviewed: MixedSlices, out_dir: str | Path,
-                       profile: Profile, settings: dict[str, Any], device: str = "auto",
+def refine_with_review(base_dir: str | Path, cohort: Cohort, inputs: MixedInputs,
+                       out_dir: str | Path, profile: Profile,
+                       labels: SliceLabels | None = None, device: str = "auto",
                        events: EventWriter | None = None, resume: bool = False,
                        show_progress: bool = True) -> dict[str, Any]:
-    """Fine-tune ``base_dir``'s self-trained segmenter with ``reviewed`` (the reviewed cases'
-    slices, masks where ``has_mask``) into a new bundle ``out_dir``; returns its metrics."""
+    """Fine-tune ``base_dir``'s self-trained segmenter with the reviewed slices of ``inputs``
+    (checked review inputs of ``cohort``; slice labels from ``labels``, else the masks) into a
+    new bundle ``out_dir``; returns its metrics."""
     base_dir, out_dir = Path(base_dir), Path(out_dir)
     events = events or EventWriter()
     base = check_base(base_dir)
     profile = base_profile(base, profile)
-    if list(reviewed.channels) != list(base.data["channels"]):
-        raise InputError(base_dir, f"the base run takes {base.data['channels']}; the reviewed "
-                         f"cases give {reviewed.channels}")
-    if not reviewed.has_mask.any():
-        raise InputError(None, "no accepted or corrected slice in the review records")
     record = {"run": str(base_dir.resolve()), "manifest_sha256": file_hash(base_dir /
                                                                         "manifest.json"),
-              **json.loads(json.dumps(settings))}
-    if (out_dir / "manifest.json").is_file():
-        manifest = Manifest.load(out_dir)
+              **json.loads(json.dumps(inputs.settings))}
+    existing = Manifest.load(out_dir) if (out_dir / "manifest.json").is_file() else None
+    if existing is not None:
         if not resume:
             raise InputError(out_dir, "already holds a run; pass --resume to continue it or "
                              "choose another --out")
-        if manifest.data.get("refined_from") != record:
+        if existing.data.get("refined_from") != record:
             raise InputError(out_dir, "was refined from another base run or other review "
                              "inputs; resume with the same ones")
-        if manifest.status(STAGE) == "done":
+        if existing.status(STAGE) == "done":
             events.log(f"{STAGE}: already done, skipped", stage=STAGE)
             return json.loads((out_dir / STAGE / METRICS).read_text())
-    else:
-        if resume:
-            raise InputError(out_dir, "nothing to resume: no manifest.json in this folder")
-        if out_dir.exists() and any(out_dir.iterdir()):
-            raise InputError(out_dir, "exists and is not empty; choose a new --out folder")
+    elif resume:
+        raise InputError(out_dir, "nothing to resume: no manifest.json in this folder")
+    elif out_dir.exists() and any(out_dir.iterdir()):
+        raise InputError(out_dir, "exists and is not empty; choose a new --out folder")
+    # the reviewed cases as the base run preprocesses them (its data rules and channels)
+    reviewed = inputs.build(cohort, profile, list(base.data["channels"]), labels,
+                            progress=lambda cases: track(cases, "preprocess", events=events,
+                                                         stage="preprocess",
+                                                         show=show_progress))
+    if not reviewed.has_mask.any():
+        raise InputError(None, "no accepted or corrected slice in the review records")
+    manifest = existing
+    if manifest is None:
         copy_bundle(base_dir, out_dir, base)
         data = json.loads(json.dumps(base.data))
         data["config"] = json.loads(json.dumps(profile.to_dict()))
