@@ -35,10 +35,10 @@ def held_out_auc(run: Path, cases, profile) -> dict:
     import torch
 
     from WeakSegLib.data.brain_mask import attach_brain_mask
-    from WeakSegLib.data.labels import labels_from_mask
     from WeakSegLib.data.reader import read_case
     from WeakSegLib.evaluation.metrics import classifier_metrics
     from WeakSegLib.inference.bundle import Bundle
+    from WeakSegLib.inference.evaluate import classifier_slices
     from WeakSegLib.inference.volume import segment_case
     from WeakSegLib.manifest import Manifest
     from WeakSegLib.stages.classifier import load_classifier
@@ -51,10 +51,8 @@ def held_out_auc(run: Path, cases, profile) -> dict:
     for files in cases:
         case = read_case(files, data=profile.data)
         attach_brain_mask(case, profile.data, device)
-        result = segment_case(bundle, case, [])
-        brain = case.brain.any(axis=(1, 2))
-        y = labels_from_mask(case.mask > 0, profile.data.erode)[brain]
-        s = result.slice_scores[brain]
+        y, s = classifier_slices(case, segment_case(bundle, case, []).slice_scores,
+                                 profile.data.erode)
         labels.append(y)
         scores.append(s)
         per_case[files.name] = classifier_metrics(y, s)

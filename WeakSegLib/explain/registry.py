@@ -41,11 +41,18 @@ def get_explainer(name: str, cfg: SeedConfig | None = None) -> Explainer:
     return factory(cfg if cfg is not None else SeedConfig())
 
 
+def configured_rise(model: nn.Module, images: torch.Tensor, cfg: SeedConfig, rank: int = 0,
+                    world_size: int = 1) -> torch.Tensor:
+    """RISE with every setting of ``cfg``: the seeds stage (sharded over ranks) and the
+    registry's explainer share this one reading of the config."""
+    return rise_saliency(model, images, n_masks=cfg.rise_masks, grid=cfg.rise_grid,
+                         p=cfg.rise_p, seed=cfg.rise_seed, batch=cfg.rise_batch, rank=rank,
+                         world_size=world_size, normalise=cfg.rise_normalise, bf16=cfg.rise_bf16)
+
+
 def _rise(cfg: SeedConfig) -> Explainer:
     def explain(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        return rise_saliency(model, images, n_masks=cfg.rise_masks, grid=cfg.rise_grid,
-                             p=cfg.rise_p, seed=cfg.rise_seed, batch=cfg.rise_batch,
-                             normalise=cfg.rise_normalise, bf16=cfg.rise_bf16)
+        return configured_rise(model, images, cfg)
     return explain
 
 

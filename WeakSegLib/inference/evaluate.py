@@ -116,6 +116,14 @@ def _pick_examples(candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**example, "rank": rank} for rank, example in picks]
 
 
+def classifier_slices(case: CaseVolumes, slice_scores: np.ndarray, erode: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """(slice labels from the mask, classifier scores) on the brain slices of a masked case:
+    what the classifier's AUC is computed over, here and in benchmarks/classifier_cv.py."""
+    brain = case.brain.any(axis=(1, 2))
+    return labels_from_mask(case.mask > 0, erode)[brain], np.asarray(slice_scores)[brain]
+
+
 def evaluate_model(bundle: Bundle, cohort: Cohort, out_dir: Path, overwrite: bool = False,
                    events: EventWriter | None = None, show_progress: bool = True,
                    on_case: Callable[[CaseVolumes, CaseSegmentation], None] | None = None,
@@ -164,8 +172,9 @@ def evaluate_model(bundle: Bundle, cohort: Cohort, out_dir: Path, overwrite: boo
         brain_slices = case.brain.any(axis=(1, 2))
         for method, record in _slice_records(result, truth, brain_slices).items():
             records.setdefault(method, []).append(record)
-        labels_all.append(labels_from_mask(truth, cfg.data.erode)[brain_slices])
-        scores_all.append(result.slice_scores[brain_slices])
+        slice_labels, slice_scores = classifier_slices(case, result.slice_scores, cfg.data.erode)
+        labels_all.append(slice_labels)
+        scores_all.append(slice_scores)
         candidates.extend(_examples(result, truth, shown))
         review_counts.append(CaseSliceCounts.from_labels(result.labels[review_method], truth,
                                                          brain_slices))

@@ -22,7 +22,6 @@ import re
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 #: pip requirement → the module it provides (pyproject.toml's dependencies, torch and the

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..explain.gradcampp import gradcampp_saliency
-from ..explain.rise import rise_saliency
+from ..explain.registry import configured_rise
 from ..explain.seeds import intensity_prior_seeds, seeds_from_saliency
 from ..evaluation.metrics import seed_overlap
 from ..progress import track
@@ -36,10 +36,7 @@ def saliency_maps(model: torch.nn.Module, images: np.ndarray, source: str, ctx: 
                        show=ctx.show_progress and ctx.dist.is_main):
         x = to_device(images[chunk], ctx.device, ctx.profile.runtime)
         if source == "rise":
-            maps = rise_saliency(model, x, n_masks=cfg.rise_masks, grid=cfg.rise_grid,
-                                 p=cfg.rise_p, seed=cfg.rise_seed, batch=cfg.rise_batch,
-                                 rank=ctx.dist.rank, world_size=ctx.dist.world_size,
-                                 normalise=cfg.rise_normalise, bf16=cfg.rise_bf16)
+            maps = configured_rise(model, x, cfg, ctx.dist.rank, ctx.dist.world_size)
         elif source == "gradcampp":
             maps = gradcampp_saliency(model, x)
         else:
