@@ -15,7 +15,8 @@ from WeakSegLib.data.slices import SliceSet
 from WeakSegLib.inference.bundle import load_bundle
 from WeakSegLib.pipeline import DEFAULT_STAGES, train
 from WeakSegLib.stages.base import RunContext
-from WeakSegLib.stages.self_training import mask_loss, pseudo_masks, train_mask_segmenter
+from WeakSegLib.stages.self_training import flair_evidence, mask_loss, pseudo_masks, \
+    train_mask_segmenter
 
 
 def _context(tmp_path: Path, labels: np.ndarray, size: int = 32) -> RunContext:
@@ -40,7 +41,8 @@ def test_pseudo_masks_are_empty_on_healthy_slices_and_skip_empty_tumour_slices(
     (tmp_path / "seed_only").mkdir()          # a collapsed segmenter: empty everywhere
     np.savez(tmp_path / "seed_only" / "probabilities.npz", train=S * 0, val=S[:0])
     masks, rows, used = pseudo_masks(ctx, SelfTrainConfig(sources=("segmenter", "under",
-                                                                   "seed_only")))
+                                                                   "seed_only"),
+                                                          min_flair_sd=None))
     assert used == ["segmenter"]               # seed_only left out, under absent
     assert masks[0].sum() == 100 and not masks[2].any()
     assert rows.tolist() == [0, 2, 3]               # slice 1: tumour without pseudo-mask, left out
@@ -57,9 +59,47 @@ def test_when_every_source_collapsed_their_mean_is_used_with_a_warning(tmp_path:
     ctx.events.log = lambda message, *a, **k: logged.append(message)
     masks, rows, used = pseudo_masks(ctx, SelfTrainConfig(sources=("segmenter",),
                                                           min_segmented_fraction=0.6,
-                                                          min_pseudo_px=1))
+                                                          min_pseudo_px=1, min_flair_sd=None))
     assert used == ["segmenter"] and masks[0].sum() == 4
     assert any("every source" in m for m in logged)
+
+
+def _bright_lesion_slice() -> np.ndarray:
+    """A 32 px FLAIR slice: brain at 0.3 (with a little texture), a 10 × 10 FLAIR-bright lesion
+    at 0.9 around a dark 2 × 2 core (necrosis) at 0.2."""
+    flair = np.zeros((32, 32), np.float32)
+    flair[2:30, 2:30] = 0.3 + 0.02 * np.random.default_rng(1).random((28, 28))
+    flair[10:20, 10:20] = 0.9
+    flair[14:16, 14:16] = 0.2
+    return flair
+
+
+def test_flair_evidence_trims_a_dark_rim_and_keeps_the_enclosed_core() -> None:
+    flair = _bright_lesion_slice()[None]
+    wide = np.zeros((1, 32, 32), bool)
+    wide[0, 8:22, 8:22] = True                      # the lesion plus a 2 px rim of dark brain
+    kept = flair_evidence(wide, flair, 1.0)
+    lesion = np.zeros_like(wide)
+    lesion[0, 10:20, 10:20] = True                  # the core is inside: filled, not cut
+    assert np.array_equal(kept, lesion)
+    outside = np.zeros_like(wide)
+    outside[0, 0:4, 0:4] = True                     # never grows beyond the pseudo-mask
+    assert not flair_evidence(outside, flair, 1.0).any()
+
+
+def test_pseudo_masks_use_the_flair_evidence_by_default(tmp_path: Path) -> None:
+    ctx = _context(tmp_path, np.array([1, 0]))
+    ctx.train.images[:, 0] = _bright_lesion_slice()
+    S = np.zeros((2, 32, 32), np.float32)
+    S[0, 8:22, 8:22] = 0.9
+    (tmp_path / "segmenter").mkdir()
+    np.savez(tmp_path / "segmenter" / "probabilities.npz", train=S, val=S[:0])
+    cfg = SelfTrainConfig(sources=("segmenter",))
+    assert cfg.min_flair_sd is not None
+    masks, rows, _ = pseudo_masks(ctx, cfg)
+    assert masks[0].sum() == 100 and rows.tolist() == [0, 1]
+    wide, _, _ = pseudo_masks(ctx, SelfTrainConfig(sources=("segmenter",), min_flair_sd=None))
+    assert wide[0].sum() == 196
 
 
 def test_mask_loss_is_lower_for_the_right_mask() -> None:

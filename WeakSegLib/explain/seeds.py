@@ -50,6 +50,19 @@ def brain_normalised(saliency: np.ndarray, brain: np.ndarray,
     return out
 
 
+def flair_cutoffs(flair: np.ndarray, sd: float) -> np.ndarray:
+    """Per slice, μ + ``sd``·σ of FLAIR inside the brain (FLAIR > 0), shaped ``(N, 1, 1)`` to
+    compare with the slices; +inf on a slice without brain. The one reading of "FLAIR-bright"
+    shared by the seeds' intensity prior and the self-training pseudo-masks."""
+    flair = np.asarray(flair, np.float32)
+    out = np.full((len(flair), 1, 1), np.inf, np.float32)
+    for i, image in enumerate(flair):
+        values = image[image > 0]
+        if values.size:
+            out[i] = float(values.mean()) + sd * float(values.std())
+    return out
+
+
 def intensity_prior_seeds(saliency: np.ndarray, flair: np.ndarray, labels: Any,
                           saliency_threshold: float, positive_sd: float, negative_sd: float,
                           base_negative: np.ndarray | None = None
@@ -67,13 +80,9 @@ def intensity_prior_seeds(saliency: np.ndarray, flair: np.ndarray, labels: Any,
     positive = np.zeros(flair.shape, bool)
     negative = np.zeros(flair.shape, bool) if base_negative is None else \
         np.asarray(base_negative, bool).copy()
-    for i in np.flatnonzero(tumour):
-        values = flair[i][brain[i]]
-        if not values.size:
-            continue
-        mean, sd = float(values.mean()), float(values.std())
-        positive[i] = salient[i] & (flair[i] > mean + positive_sd * sd)
-        negative[i] |= brain[i] & (flair[i] < mean + negative_sd * sd)
+    rows = np.flatnonzero(tumour)
+    positive[rows] = salient[rows] & (flair[rows] > flair_cutoffs(flair[rows], positive_sd))
+    negative[rows] |= brain[rows] & (flair[rows] < flair_cutoffs(flair[rows], negative_sd))
     negative &= ~positive
     negative[~tumour] = True
     return positive, negative

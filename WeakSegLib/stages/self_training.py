@@ -18,10 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 
 from ..config import SelfTrainConfig
 from ..data.errors import InputError
 from ..evaluation.metrics import per_slice_dice
+from ..explain.seeds import flair_cutoffs
 from .augment import augment
 from .base import RunContext, Stage, run_epochs
 from .common import epoch_generator, even_shard, mean_records, recalibrate_batchnorm, \
@@ -76,9 +78,20 @@ def pseudo_masks(ctx: RunContext, cfg: SelfTrainConfig) -> tuple[np.ndarray, np.
                          "none of those stages has finished with a segmentation")
     masks = np.mean(maps, axis=0) > cfg.threshold
     masks[~tumour] = False
+    if cfg.min_flair_sd is not None:
+        masks = flair_evidence(masks, ctx.train.flair, cfg.min_flair_sd)
     big_enough = masks.reshape(len(masks), -1).sum(1) >= cfg.min_pseudo_px
     rows = np.flatnonzero(~tumour | big_enough)
     return masks, rows, used
+
+
+def flair_evidence(masks: np.ndarray, flair: np.ndarray, sd: float) -> np.ndarray:
+    """``masks`` (N, H, W) kept where FLAIR is bright (≥ μ + ``sd``·σ of the slice's brain),
+    with the holes that leaves inside the kept part filled again (within the original mask):
+    a glioma's oedema and tumour are FLAIR-bright, its necrotic core is dark but enclosed."""
+    bright = masks & (flair >= flair_cutoffs(flair, sd))
+    filled = np.stack([ndimage.binary_fill_holes(b) for b in bright]) if len(bright) else bright
+    return filled & masks
 
 
 def train_mask_segmenter(ctx: RunContext, name: str, masks: np.ndarray, rows: np.ndarray,
