@@ -31,6 +31,10 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="inference.FIELD=VALUE")
     parser.add_argument("--methods", default="self_trained,self_trained_pp")
     parser.add_argument("--folds", help="comma-separated fold numbers (default: all)")
+    parser.add_argument("--run", default="run", help="each fold's run folder to load: 'run' "
+                        "(the CV's), or a rerun's (e.g. run_flair_sd1 of selftrain_rerun.py)")
+    parser.add_argument("--slices", type=Path, help="also write each patient's per-slice "
+                        "statistics here, as cohort_cv.py does (review_priority.py --slices)")
     args = parser.parse_args()
     from WeakSegLib.config import apply_overrides
     from WeakSegLib.data.cohort import discover_cohort
@@ -47,10 +51,11 @@ def main() -> None:
     for k, fold in sorted(folds.items()):
         if k not in wanted:
             continue
-        bundle = load_bundle(args.work / f"fold{k}" / "run", "cpu")
+        bundle = load_bundle(args.work / f"fold{k}" / args.run, "cpu")
         bundle.profile = apply_overrides(bundle.profile, args.set)
         report = evaluate_model(bundle, cohort.select(fold["test"]),
-                                args.work / f"fold{k}" / f"reeval_{args.tag}", overwrite=True)
+                                args.work / f"fold{k}" / f"reeval_{args.tag}", overwrite=True,
+                                on_case=_slice_writer(args.slices) if args.slices else None)
         for m in methods:
             for case, values in report["methods"].get(m, {}).get("per_case", {}).items():
                 after.setdefault(m, {})[case] = values["volume_dice"]
@@ -70,6 +75,18 @@ def main() -> None:
     for path in (args.work / f"reeval_{args.tag}.json", RESULTS / f"cv_reevaluate_{args.tag}.json"):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=2))
+
+
+def _slice_writer(folder: Path):
+    """evaluate's on_case hook writing cohort_cv.py's per-slice statistics of each patient."""
+    from cohort_cv import slice_statistics
+
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def on_case(case, result) -> None:
+        np.savez_compressed(folder / f"{case.name}.npz",
+                            **slice_statistics(case, result, case.mask > 0))
+    return on_case
 
 
 if __name__ == "__main__":

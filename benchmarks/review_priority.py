@@ -7,6 +7,7 @@ classifier score, difference scores), computes every candidate score of
 "2D Dice < 0.5" (pooled and per fold) and the review curves (random and oracle beside them).
 
     python benchmarks/review_priority.py --work /work/cv/run1 [--method self_trained_pp]
+        [--slices DIR --result benchmarks/results/review_priority_<tag>.json]
 
 Writes benchmarks/results/review_priority.json and review_priority.png.
 """
@@ -53,6 +54,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--method", default="self_trained_pp")
+    parser.add_argument("--slices", type=Path, help="per-slice statistics folder (default: "
+                        "<work>/slices; cv_reevaluate.py --slices writes one for a rerun)")
     parser.add_argument("--result", type=Path, default=RESULTS / "review_priority.json")
     args = parser.parse_args()
     from WeakSegLib.config import get_profile
@@ -69,7 +72,8 @@ def main() -> None:
     combos = [c for r in range(2, len(CANDIDATES) + 1)
               for c in itertools.combinations(CANDIDATES, r)]
     for case in cases:
-        c, stats = case_inputs(args.work / "slices" / f"{case}.npz", args.method)
+        c, stats = case_inputs((args.slices or args.work / "slices") / f"{case}.npz",
+                               args.method)
         counts.append(c)
         scores = candidate_scores(stats)
         for name in CANDIDATES:

@@ -39,6 +39,10 @@ def main() -> None:
     source.add_argument("--train", type=Path, help="train on every patient into this folder")
     parser.add_argument("--fold", type=int, help="the CV fold --run belongs to (model card)")
     parser.add_argument("--cv", type=Path, help="the CV work folder (folds.json) of that fold")
+    parser.add_argument("--report", type=Path,
+                        help="the evaluate report (metrics.json folder) of --run on the fold's "
+                             "held-out patients, when --run is a rerun of the fold "
+                             "(benchmarks/selftrain_rerun.py) and folds.json holds the old one")
     parser.add_argument("--out", type=Path, default=TARGET)
     args = parser.parse_args()
     weakseg = [sys.executable, "-m", "WeakSegLib.cli"]
@@ -61,10 +65,13 @@ def main() -> None:
     if args.fold is not None and args.cv:
         fold = json.loads((args.cv / "folds.json").read_text())[str(args.fold)]
         card["held_out_cases"] = fold["test"]
+        methods = fold["methods"]
+        if args.report:
+            methods = {m: values["per_case"] for m, values in json.loads(
+                (args.report / "metrics.json").read_text())["methods"].items()}
         card["held_out_volume_dice"] = {
-            m: {c: v["volume_dice"] for c, v in fold["methods"][m].items()}
-            for m in ("self_trained", "self_trained_pp", "flair_threshold")
-            if m in fold["methods"]}
+            m: {c: v["volume_dice"] for c, v in methods[m].items()}
+            for m in ("self_trained", "self_trained_pp", "flair_threshold") if m in methods}
     (args.out / "model_card.json").write_text(json.dumps(card, indent=2))
     print(json.dumps(card, indent=2))
 
