@@ -116,11 +116,13 @@ def compare_reruns(work: Path, folds: list[str], tag: str, against: str) -> dict
     from cohort_cv import bootstrap_ci
 
     rows: dict[str, dict[str, list[float]]] = {}
+    cases: list[str] = []
     for fold in folds:
         sources = {"after": _report_metrics(work, fold, tag),
                    "before": _report_metrics(work, fold, against),
                    "cv": _report_metrics(work, fold, None)}
         for case in sources["after"]["self_trained_pp"]["per_case"]:
+            cases.append(case)
             for key, method, source in (("after", "self_trained_pp", "after"),
                                         ("before", "self_trained_pp", "before"),
                                         ("supervised_reference", "supervised_reference", "cv"),
@@ -139,7 +141,8 @@ def compare_reruns(work: Path, folds: list[str], tag: str, against: str) -> dict
         out["summary"][f"delta_{metric}"] = [float(np.nanmean(a - b)), *bootstrap_ci(a - b)]
         out["summary"][f"after_minus_flair_{metric}"] = [float(np.nanmean(a - f)),
                                                         *bootstrap_ci(a - f)]
-    out["per_patient_volume_dice"] = {k: v["volume_dice"] for k, v in rows.items()}
+    out["per_patient_volume_dice"] = {k: dict(zip(cases, v["volume_dice"]))
+                                      for k, v in rows.items()}
     (RESULTS / f"selftrain_rerun_{tag}_vs_{against}.json").write_text(json.dumps(out, indent=2))
     for key, value in out["summary"].items():
         print(key, {m: [round(x, 3) for x in v] for m, v in value.items()}
