@@ -32,6 +32,11 @@ DATA = REPO.parent / "shared" / "data" / "brats2018-multimodal"
 RESULTS = REPO / "benchmarks" / "results"
 METRICS = ("volume_dice", "tumour_slice_dice", "slice_dice", "hd95_mm")
 N_FOLDS, N_INNER_VAL, SPLIT_SEED = 5, 3, 2018
+#: the ablation (seed 000 Table 4 plus the last stage): each step against the one it builds on,
+#: paired over the same held-out patients
+STEP_PAIRS = (("initial", "under"), ("initial", "over"), ("under", "combined"),
+              ("over", "combined"), ("combined", "self_trained"), ("under", "self_trained"),
+              ("self_trained", "self_trained_pp"))
 #: what the bootstrap draws: patients, 10,000 resamples, percentile interval
 N_BOOTSTRAP = 10_000
 
@@ -185,6 +190,21 @@ def summarise(folds: list[dict]) -> dict:
     return out
 
 
+def paired_steps(summary: dict) -> dict:
+    """The ablation: per STEP_PAIRS entry the paired change of volume Dice over the patients
+    both methods were scored on, with its 95 % bootstrap interval."""
+    steps = {}
+    for before, after in STEP_PAIRS:
+        if before in summary and after in summary:
+            a = summary[after]["volume_dice"]["per_patient"]
+            b = summary[before]["volume_dice"]["per_patient"]
+            paired = [a[c] - b[c] for c in a if c in b]
+            low, high = bootstrap_ci(paired)
+            steps[f"{before} → {after}"] = {"mean": float(np.mean(paired)), "ci95": [low, high],
+                                            "n": len(paired)}
+    return steps
+
+
 def tables(result: dict) -> str:
     """Markdown: the CV table, the steps (Table 4), classifier per fold, seeds (Table 3),
     filtering (Table 6), |x − v| AUC and times."""
@@ -207,6 +227,10 @@ def tables(result: dict) -> str:
         lines.append(f"| {method} | {cell(e['volume_dice'])} | {cell(e['tumour_slice_dice'])} | "
                      f"{e['slice_dice']['mean']:.3f} | {cell(e['hd95_mm'], 1)} | "
                      f"{cell(delta) if delta else '—'} |")
+    if result.get("steps_paired"):
+        lines += ["", "## Ablation: each step against the one it builds on (paired volume Dice)",
+                  "", "| step | Δ volume Dice [95 % CI] |", "|---|---|"]
+        lines += [f"| {step} | {cell(delta)} |" for step, delta in result["steps_paired"].items()]
     lines += ["", "## Classifier per fold (slice AUC)", "",
               "| fold | held-out AUC | sensitivity | specificity | inner-val AUC | gate |",
               "|---|---|---|---|---|---|"]
@@ -312,6 +336,7 @@ def main() -> None:
     result = {"machine": describe_machine(), "data": str(args.data), "overrides": args.set,
               "default_method": args.default_method, "folds": folds_done,
               "summary": summarise(folds_done)}
+    result["steps_paired"] = paired_steps(result["summary"])
     args.result.parent.mkdir(parents=True, exist_ok=True)
     args.result.write_text(json.dumps(result, indent=2, default=float))
     text = tables(result)
