@@ -93,6 +93,13 @@ def slice_statistics(case, result, truth: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
+def write_slice_statistics(folder: Path, case, result) -> Path:
+    """``<folder>/<case>.npz``: the per-slice statistics review_priority.py reads."""
+    path = folder / f"{case.name}.npz"
+    np.savez_compressed(path, **slice_statistics(case, result, case.mask > 0))
+    return path
+
+
 def difference_map_auc(case, result, rng: np.random.Generator, n: int = 200_000) -> float:
     """Per-pixel AUC of |x − v| for tumour vs the rest of the brain, on the input grid."""
     from sklearn.metrics import roc_auc_score
@@ -135,9 +142,7 @@ def run_fold(k: int, fold: dict, work: Path, overrides: list[str], data: Path = 
     rng = np.random.default_rng(k)
 
     def on_case(case, result) -> None:
-        truth = case.mask > 0
-        np.savez_compressed(slices_dir / f"{case.name}.npz",
-                            **slice_statistics(case, result, truth))
+        write_slice_statistics(slices_dir, case, result)
         pixel_auc[case.name] = difference_map_auc(case, result, rng)
 
     started = time.monotonic()

@@ -79,14 +79,10 @@ def main() -> None:
 
 def _slice_writer(folder: Path):
     """evaluate's on_case hook writing cohort_cv.py's per-slice statistics of each patient."""
-    from cohort_cv import slice_statistics
+    from cohort_cv import write_slice_statistics
 
     folder.mkdir(parents=True, exist_ok=True)
-
-    def on_case(case, result) -> None:
-        np.savez_compressed(folder / f"{case.name}.npz",
-                            **slice_statistics(case, result, case.mask > 0))
-    return on_case
+    return lambda case, result: write_slice_statistics(folder, case, result)
 
 
 if __name__ == "__main__":
