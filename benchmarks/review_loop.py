@@ -8,7 +8,7 @@ evaluated on the other pair, which nobody reviewed and no model saw; then the pa
 patients.
 
     python benchmarks/review_loop.py --work /work/cv/run1 --predictions reeval_same_weights_new_code \
-        [--folds 0,1] [--variant refine|review|review+accepted|review+pseudo] [--out ...]
+        [--run run_flair_sd1 --predictions reeval_flair_sd1_slices] [--folds 0,1] [--variant refine|review|review+accepted|review+pseudo] [--out ...]
 
 ``refine`` (what the panel runs for a weak model): ``train --mode mixed --review RECORDS.json
 --base FOLD_RUN`` on the reviewed pair — the fold's self-trained segmenter fine-tuned with the
@@ -80,6 +80,8 @@ def main() -> None:
     parser.add_argument("--predictions", default="report",
                         help="sub-folder of each fold holding the evaluation's predictions")
     parser.add_argument("--method", default="self_trained_pp", help="the reviewed output")
+    parser.add_argument("--run", default="run", help="each fold's run folder: 'run' (the CV's) "
+                        "or a rerun's (run_flair_sd1 of selftrain_rerun.py)")
     parser.add_argument("--folds", default=None, help="comma-separated fold numbers (all)")
     parser.add_argument("--variant", default="refine",
                         choices=["refine", "review", "review+accepted", "review+pseudo"])
@@ -138,7 +140,7 @@ def main() -> None:
             # today's code (default method and post-processing, today's review priority);
             # the reviewer corrects that, and "before" is its Dice
             pred_dir = scratch / f"fold{k}_segment_test"
-            weak = load_bundle(args.work / f"fold{k}" / "run", "cpu")
+            weak = load_bundle(args.work / f"fold{k}" / args.run, "cpu")
             reviewed_method = weak.profile.inference.default_method
             if not (pred_dir / "weakseg_segment.json").is_file():
                 segment_cohort(weak, cohort.select(test), pred_dir, [reviewed_method],
@@ -148,7 +150,7 @@ def main() -> None:
         accepted = pred_dir if args.variant == "review+accepted" else None
         if args.variant == "review+pseudo":
             accepted = scratch / f"fold{k}_segment"
-            weak = load_bundle(args.work / f"fold{k}" / "run", "cpu")
+            weak = load_bundle(args.work / f"fold{k}" / args.run, "cpu")
             if not (accepted / "weakseg_segment.json").is_file():
                 segment_cohort(weak, cohort.select(list(fold["train"]) + list(fold["inner_val"])
                                                    + test), accepted,
@@ -169,7 +171,7 @@ def main() -> None:
             records_path.write_text(json.dumps(records, indent=1))
             start = time.perf_counter()
             if args.variant == "refine":
-                base_run = args.work / f"fold{k}" / "run"
+                base_run = args.work / f"fold{k}" / args.run
                 run = train_mixed_cohort(cohort.select(reviewed), work / "run", profile,
                                          review_records=records_path, base=base_run,
                                          show_progress=False, device="cpu")
