@@ -8,7 +8,8 @@ evaluated on the other pair, which nobody reviewed and no model saw; then the pa
 patients.
 
     python benchmarks/review_loop.py --work /work/cv/run1 --predictions reeval_same_weights_new_code \
-        [--run run_flair_sd1 --predictions reeval_flair_sd1_slices] [--folds 0,1] [--variant refine|review|review+accepted|review+pseudo] [--out ...]
+        [--run run_flair_sd1 --predictions reeval_flair_sd1_slices] [--folds 0,1] \
+        [--variant refine|review|review+accepted|review+pseudo] [--out ...]
 
 ``refine`` (what the panel runs for a weak model): ``train --mode mixed --review RECORDS.json
 --base FOLD_RUN`` on the reviewed pair — the fold's self-trained segmenter fine-tuned with the

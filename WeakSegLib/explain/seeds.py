@@ -50,17 +50,19 @@ def brain_normalised(saliency: np.ndarray, brain: np.ndarray,
     return out
 
 
-def flair_cutoffs(flair: np.ndarray, sd: float) -> np.ndarray:
-    """Per slice, μ + ``sd``·σ of FLAIR inside the brain (FLAIR > 0), shaped ``(N, 1, 1)`` to
-    compare with the slices; +inf on a slice without brain. The one reading of "FLAIR-bright"
-    shared by the seeds' intensity prior and the self-training pseudo-masks."""
+def flair_brain_stats(flair: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per slice, (μ, σ) of FLAIR inside the brain (FLAIR > 0), each shaped ``(N, 1, 1)`` so
+    that ``flair > μ + k·σ`` compares whole slices; μ = +inf, σ = 0 on a slice without brain
+    (nothing there is bright). The one reading of "FLAIR-bright" shared by the seeds'
+    intensity prior and the self-training pseudo-masks."""
     flair = np.asarray(flair, np.float32)
-    out = np.full((len(flair), 1, 1), np.inf, np.float32)
+    mean = np.full((len(flair), 1, 1), np.inf, np.float32)
+    sd = np.zeros((len(flair), 1, 1), np.float32)
     for i, image in enumerate(flair):
         values = image[image > 0]
         if values.size:
-            out[i] = float(values.mean()) + sd * float(values.std())
-    return out
+            mean[i], sd[i] = float(values.mean()), float(values.std())
+    return mean, sd
 
 
 def intensity_prior_seeds(saliency: np.ndarray, flair: np.ndarray, labels: Any,
@@ -81,8 +83,9 @@ def intensity_prior_seeds(saliency: np.ndarray, flair: np.ndarray, labels: Any,
     negative = np.zeros(flair.shape, bool) if base_negative is None else \
         np.asarray(base_negative, bool).copy()
     rows = np.flatnonzero(tumour)
-    positive[rows] = salient[rows] & (flair[rows] > flair_cutoffs(flair[rows], positive_sd))
-    negative[rows] |= brain[rows] & (flair[rows] < flair_cutoffs(flair[rows], negative_sd))
+    mean, sd = flair_brain_stats(flair[rows])
+    positive[rows] = salient[rows] & (flair[rows] > mean + positive_sd * sd)
+    negative[rows] |= brain[rows] & (flair[rows] < mean + negative_sd * sd)
     negative &= ~positive
     negative[~tumour] = True
     return positive, negative

@@ -23,7 +23,7 @@ from scipy import ndimage
 from ..config import SelfTrainConfig
 from ..data.errors import InputError
 from ..evaluation.metrics import per_slice_dice
-from ..explain.seeds import flair_cutoffs
+from ..explain.seeds import flair_brain_stats
 from .augment import augment
 from .base import RunContext, Stage, run_epochs
 from .common import epoch_generator, even_shard, mean_records, recalibrate_batchnorm, \
@@ -89,7 +89,8 @@ def flair_evidence(masks: np.ndarray, flair: np.ndarray, sd: float) -> np.ndarra
     """``masks`` (N, H, W) kept where FLAIR is bright (≥ μ + ``sd``·σ of the slice's brain),
     with the holes that leaves inside the kept part filled again (within the original mask):
     a glioma's oedema and tumour are FLAIR-bright, its necrotic core is dark but enclosed."""
-    bright = masks & (flair >= flair_cutoffs(flair, sd))
+    mean, spread = flair_brain_stats(flair)
+    bright = masks & (flair >= mean + sd * spread)
     filled = np.stack([ndimage.binary_fill_holes(b) for b in bright]) if len(bright) else bright
     return filled & masks
 
