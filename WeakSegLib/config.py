@@ -231,21 +231,20 @@ class InferenceConfig:
     difference_threshold: float = 0.2   # seed 000's filter: the filtering table (Table 6)
     # The method `segment`, `evaluate`'s examples and the panel use unless told otherwise.
     default_method: str = "self_trained"
-    # Review priority (issue 13): the mean of these mask-free scores (inference/review.py),
-    # chosen by the AUROC for "slice Dice < 0.5" on the CV's held-out patients
-    # (benchmarks/review_priority.py); flagged = priority ≥ review_threshold, set so that about
-    # 10 % of the segmented slices of those patients were flagged.
-    # 5-fold CV, self_trained_pp on 20 held-out patients (benchmarks/results/
-    # review_priority.json): classifier_conflict + continuity AUROC 0.876 (folds 0.80–0.94);
-    # adding disagreement 0.814 (0.57–0.88: it fails where a segmenter collapsed); seed 000's
-    # difference score alone 0.430.
+    # Review priority (issue 13, inference/review.py). How likely a slice is wrong: the mean of
+    # these mask-free scores, chosen by the AUROC for "slice Dice < 0.5" on the CV's held-out
+    # patients (benchmarks/review_priority.py): classifier_conflict + continuity 0.865 on today's
+    # default (0.876 on the earlier model); adding disagreement lowers it (it fails where a
+    # segmenter collapsed); seed 000's difference score alone 0.447.
     review_scores: tuple[str, ...] = ("classifier_conflict", "continuity")
-    # ... times (a + extent) / (1 + a): the larger of equally suspicious slices first. Same CV:
-    # a = 0.5 → AUROC 0.811 (folds 0.71–0.89), volume-Dice gain after correcting 10 % of the
-    # segmented slices 51 % of the oracle order's (37 % unweighted, random 30 %); a = 0.3:
-    # 0.782 / 54 %; extent alone (disagreement_voxels) reaches 73 % with AUROC 0.25. None: off.
-    review_extent_offset: float | None = 0.5
-    review_threshold: float = 0.21     # flags 10 % of the segmented slices of the CV patients
+    # The review budget: this fraction of each case's segmented slices, those with the most
+    # expected wrong voxels (likely wrong × extent), comes first and is flagged; every other slice
+    # follows by how likely it is wrong. One weighting cannot serve both goals (the oracle's own
+    # AUROC for bad slices is 0.26: most wrong voxels sit on large slices of Dice 0.7–0.9); the
+    # earlier "likely wrong × (0.5 + extent) / 1.5" reached AUROC 0.803 but only 42 % of the
+    # oracle's volume-Dice gain at 10 % (numbers: README "Review priority"). None: one tier.
+    review_flag_fraction: float | None = 0.10
+    review_threshold: float = 0.5      # the tiers' boundary: flagged slices lie above it
     # Segmenter networks (stage names) whose S is averaged over the four in-plane flips at
     # inference (4× their cost). The networks trained with flips (all of them) should agree with
     # themselves flipped; averaging removes what they do not agree on. Off: on the 20 held-out
@@ -372,8 +371,14 @@ def _fast() -> Profile:
 PROFILES = {"paper": _paper, "fast": _fast}
 
 #: keys older runs recorded that this version no longer has: ignored when a run is read
-#: (data.trim, a slice count, became data.trim_fraction in issue 14)
-RETIRED_KEYS: dict[str, frozenset[str]] = {"data": frozenset({"trim"})}
+#: (data.trim, a slice count, became data.trim_fraction in issue 14; inference.review_extent_offset
+#: gave way to inference.review_flag_fraction in issue 13)
+RETIRED_KEYS: dict[str, frozenset[str]] = {"data": frozenset({"trim"}),
+                                           "inference": frozenset({"review_extent_offset"})}
+#: recorded keys whose value belonged to a retired key's scheme: where the retired key is
+#: recorded, they take today's default (0.21 was a threshold on the one-tier priority)
+SUPERSEDED_BY_RETIRED: dict[str, dict[str, tuple[str, ...]]] = {
+    "inference": {"review_extent_offset": ("review_threshold",)}}
 
 #: ``weakseg demo``: the fast profile sized for ~5 minutes on a 2-core CPU. The demo phantom has
 #: 2 mm voxels, already the fast profile's ½ in-plane scale, so it is not scaled again; 15
@@ -429,8 +434,10 @@ def profile_from_dict(data: dict[str, Any]) -> Profile:
         unknown = sorted(set(values) - known - RETIRED_KEYS.get(section_field.name, set()))
         if unknown:
             raise ValueError(f"config section '{section_field.name}' has unknown keys {unknown}")
+        stale = {key for retired, keys in SUPERSEDED_BY_RETIRED.get(section_field.name, {}).items()
+                 if retired in values for key in keys}
         typed = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()
-                 if k in known}
+                 if k in known and k not in stale}
         profile = replace(profile, **{section_field.name: replace(section, **typed)})
     return profile
 

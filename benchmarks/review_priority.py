@@ -59,7 +59,8 @@ def main() -> None:
     parser.add_argument("--result", type=Path, default=RESULTS / "review_priority.json")
     args = parser.parse_args()
     from WeakSegLib.config import get_profile
-    from WeakSegLib.inference.review import CANDIDATES, candidate_scores, review_priority
+    from WeakSegLib.inference.review import (CANDIDATES, candidate_scores, likely_wrong,
+                                             review_priority, slice_extent)
     from WeakSegLib.evaluation.review import auroc_for_bad, review_curves
 
     folds = json.loads((args.work / "folds.json").read_text())
@@ -68,7 +69,7 @@ def main() -> None:
     counts, per_score = [], {}
     inference = get_profile("fast").inference
     default = inference.review_scores
-    default_name = "review_priority"          # the config's: mean × extent weight
+    default_name = "review_priority"          # the config's: two tiers (inference/review.py)
     combos = [c for r in range(2, len(CANDIDATES) + 1)
               for c in itertools.combinations(CANDIDATES, r)]
     for case in cases:
@@ -81,31 +82,33 @@ def main() -> None:
         for combo in combos:
             per_score.setdefault("+".join(combo), []).append(
                 np.mean([scores[n] for n in combo], axis=0))
-        for offset in (0.0, 0.3, 0.5, 1.0):
-            per_score.setdefault(f"{'+'.join(default)}×(extent, a={offset})", []).append(
-                review_priority(stats, default, offset, scores))
+        wrong = likely_wrong(stats, default, scores)
+        extent = slice_extent(stats.area)
+        for fraction in (0.05, 0.2):
+            per_score.setdefault(f"two tiers, budget {fraction:.0%}", []).append(
+                review_priority(stats, default, fraction, scores))
         per_score.setdefault(default_name, []).append(
-            review_priority(stats, default, inference.review_extent_offset, scores))
-        # the trade-off between finding bad slices (p: the default's unweighted mean) and
-        # finding wrong voxels (v: disagreement_voxels, the most a correction can change)
-        p = np.mean([scores[n] for n in default], axis=0)
+            review_priority(stats, default, inference.review_flag_fraction, scores))
+        # the one-tier weightings tried before (issue 13): p = likely wrong, e = extent
+        for offset in (0.0, 0.5, 1.0):
+            per_score.setdefault(f"one tier: p·(e + {offset})/(1 + {offset})", []).append(
+                wrong * (extent + offset) / (1 + offset))
+        # the trade-off between finding bad slices (p) and finding wrong voxels (v:
+        # disagreement_voxels, the most a correction can change)
         v = scores["disagreement_voxels"]
-        for name, values in (("tradeoff: 1-(1-p)(1-v)", 1 - (1 - p) * (1 - v)),
-                             ("tradeoff: max(p, v)", np.maximum(p, v)),
-                             ("tradeoff: (p + v) / 2", (p + v) / 2),
-                             ("tradeoff: p·(0.5 + v)/1.5", p * (0.5 + v) / 1.5)):
+        for name, values in (("one tier: 1-(1-p)(1-v)", 1 - (1 - wrong) * (1 - v)),
+                             ("one tier: max(p, v)", np.maximum(wrong, v)),
+                             ("one tier: (p + v) / 2", (wrong + v) / 2)):
             per_score.setdefault(name, []).append(values)
     result = review_curves(counts, per_score)
-    # the flag threshold: the default priority's 90th percentile over the segmented slices of
-    # the held-out patients, so that about 10 % of them are flagged
     priority = np.concatenate(per_score[default_name])
     segmented = np.concatenate([c.predicted > 0 for c in counts])
-    threshold = float(np.quantile(priority[segmented], 0.9))
     result["default_scores"] = list(default)
-    result["default_extent_offset"] = inference.review_extent_offset
-    result["flag_threshold_for_10_percent"] = threshold
+    result["default_flag_fraction"] = inference.review_flag_fraction
     result["flagged_fraction_at_config_threshold"] = float(
         (priority[segmented] >= inference.review_threshold).mean())
+    result["flagged_slices_at_config_threshold"] = int((priority >= inference.review_threshold
+                                                         ).sum())
     by_fold = {}
     for name, values in per_score.items():
         by_fold[name] = [auroc_for_bad([c for c, case in zip(counts, cases) if fold_of[case] == k],
@@ -116,22 +119,23 @@ def main() -> None:
     args.result.parent.mkdir(parents=True, exist_ok=True)
     args.result.write_text(json.dumps(result, indent=2))
     ranked = sorted(per_score, key=lambda n: -np.nan_to_num(result["auroc"][n]))
-    print(f"default priority {default_name}: threshold for 10 % of segmented slices "
-          f"{threshold:.3f}; at the config's threshold "
-          f"{result['flagged_fraction_at_config_threshold']:.1%} are flagged")
+    print(f"default priority {default_name}: at the config's threshold "
+          f"{result['flagged_slices_at_config_threshold']} slices are flagged, "
+          f"{result['flagged_fraction_at_config_threshold']:.1%} of the segmented ones")
     print(f"method {args.method}: {result['n_judged_slices']} judged slices, "
           f"{result['n_bad_slices']} bad, {len(cases)} patients")
     print(f"{'score':<70} AUROC  folds(min-max)  gain@10%  area")
     oracle_gain = result["gain"]["oracle"][result["percents"].index(10)]
-    for name in ranked[:15] + [n for n in CANDIDATES if n not in ranked[:15]] + ["random",
-                                                                                  "oracle"]:
+    extra = [n for n in per_score if not n.startswith(tuple(CANDIDATES))]
+    for name in dict.fromkeys(ranked[:10] + list(CANDIDATES) + extra + ["random", "oracle"]):
         gain = result["gain"][name][result["percents"].index(10)]
         auc = result["auroc"].get(name, float("nan"))
         folds_auc = by_fold.get(name, [np.nan])
         print(f"{name:<70} {auc:.3f}  {np.nanmin(folds_auc):.3f}-{np.nanmax(folds_auc):.3f}  "
               f"{gain:+.4f} ({gain / oracle_gain if oracle_gain else np.nan:.0%} of oracle)  "
               f"{result['area'][name]:.4f}")
-    figure(result, [default_name, "+".join(default), "disagreement_voxels", "difference"],
+    figure(result, [default_name, "+".join(default), "one tier: p·(e + 0.5)/(1 + 0.5)",
+                    "disagreement_voxels", "difference"],
            args.result.with_suffix(".png"))
 
 

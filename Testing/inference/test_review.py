@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from WeakSegLib.inference.review import (CANDIDATES, SliceStats, candidate_scores, flags,
+from WeakSegLib.inference.review import (CANDIDATES, TIER_BOUNDARY, SliceStats,
+                                         candidate_scores, flags, likely_wrong,
                                          review_priority, slice_stats)
 
 
@@ -43,30 +44,42 @@ def test_difference_score_low_d_is_high_priority_and_empty_is_zero() -> None:
     assert d[0] == 0 and d[1] > d[2]
 
 
-def test_priority_is_the_mean_of_the_named_scores_and_flags_follow_the_threshold() -> None:
+def test_without_a_budget_the_priority_is_the_mean_of_the_named_scores() -> None:
     stats = slice_stats({"m": _volume([0, 50, 5])}, "m", [], np.array([0.8, 0.9, 0.2]),
                         np.full(3, np.nan))
     scores = candidate_scores(stats)
-    priority = review_priority(stats, ("classifier_conflict", "small_area"))
+    priority = review_priority(stats, ("classifier_conflict", "small_area"), None)
     assert np.allclose(priority, (scores["classifier_conflict"] + scores["small_area"]) / 2)
+    assert np.allclose(priority, likely_wrong(stats, ("classifier_conflict", "small_area")))
     assert flags(priority, 0.5).tolist() == (priority >= 0.5).tolist()
     with pytest.raises(ValueError, match="choose from"):
-        review_priority(stats, ("no_such_score",))
+        review_priority(stats, ("no_such_score",), None)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        review_priority(stats, ("classifier_conflict",), 1.5)
 
 
-def test_extent_weight_puts_the_larger_of_two_equally_suspicious_slices_first() -> None:
-    # slices 1 and 5 are both segmented where the classifier says healthy (conflict 0.9);
-    # slice 5 is ten times larger, so correcting it changes more of the volume Dice
-    main = _volume([0, 10, 10, 0, 0, 100, 100, 0])
-    classifier = np.array([0.1, 0.1, 0.9, 0.1, 0.1, 0.1, 0.9, 0.1])
-    stats = slice_stats({"m": main}, "m", [], classifier, np.full(8, np.nan))
-    plain = review_priority(stats, ("classifier_conflict",))
-    weighted = review_priority(stats, ("classifier_conflict",), extent_offset=0.5)
-    assert plain[1] == pytest.approx(plain[5])
-    assert weighted[5] > weighted[1]
-    assert np.all((weighted >= 0) & (weighted <= plain + 1e-12))
-    with pytest.raises(ValueError, match="≥ 0"):
-        review_priority(stats, ("classifier_conflict",), extent_offset=-1)
+def test_the_budget_goes_to_the_most_wrong_voxels_and_the_rest_follow_by_likelihood() -> None:
+    # ten segmented slices: slice 1 small and surely wrong (classifier says healthy), slices
+    # 5-6 large and a little suspicious — a correction there changes more voxels
+    main = _volume([0, 10, 100, 100, 100, 400, 400, 100, 100, 100, 100, 0])
+    classifier = np.array([0.1, 0.05, 0.9, 0.9, 0.9, 0.6, 0.7, 0.9, 0.9, 0.9, 0.9, 0.1])
+    stats = slice_stats({"m": main}, "m", [], classifier, np.full(12, np.nan))
+    names = ("classifier_conflict",)
+    wrong = likely_wrong(stats, names)
+    priority = review_priority(stats, names, 0.2)          # ⌈0.2 × 10⌉ = 2 slices flagged
+    assert np.flatnonzero(flags(priority, TIER_BOUNDARY)).tolist() == [5, 6]
+    assert priority[5] > priority[6]                       # 0.4 × 1.0 before 0.3 × 1.0
+    rest = np.setdiff1d(np.arange(12), [5, 6])
+    assert np.all(priority[rest] < TIER_BOUNDARY)
+    # below the budget, the order is how likely wrong: the small wrong slice leads
+    assert np.argsort(-priority[rest], kind="stable").tolist() == \
+        np.argsort(-wrong[rest], kind="stable").tolist()
+    assert rest[np.argmax(priority[rest])] == 1
+    assert np.all((priority >= 0) & (priority <= 1))
+    # no budget, no flag; nothing segmented, nothing flagged
+    assert not flags(review_priority(stats, names, 0.0), TIER_BOUNDARY).any()
+    empty = slice_stats({"m": _volume([0] * 4)}, "m", [], np.full(4, 0.9), np.full(4, np.nan))
+    assert not flags(review_priority(empty, names, 0.1), TIER_BOUNDARY).any()
 
 
 def test_tumour_called_but_nothing_segmented_inside_the_tumour_is_looked_at_first() -> None:
@@ -78,6 +91,6 @@ def test_tumour_called_but_nothing_segmented_inside_the_tumour_is_looked_at_firs
     main = _volume([0, 0, 120, 0, 120, 100, 0, 0])
     classifier = np.array([0.02, 0.05, 0.95, 0.97, 0.95, 0.9, 0.05, 0.02])
     stats = slice_stats({"m": main}, "m", [], classifier, np.full(8, np.nan))
-    priority = review_priority(stats, cfg.review_scores, cfg.review_extent_offset)
+    priority = review_priority(stats, cfg.review_scores, cfg.review_flag_fraction)
     assert int(np.argmax(priority)) == 3
     assert flags(priority, cfg.review_threshold)[3]

@@ -79,7 +79,7 @@ def _review_scores(result: CaseSegmentation, method: str, cfg: InferenceConfig
     """Every candidate review score and the default review priority of ``method``."""
     stats = result.review_stats(method)
     scores = candidate_scores(stats)
-    priority = review_priority(stats, cfg.review_scores, cfg.review_extent_offset, scores)
+    priority = review_priority(stats, cfg.review_scores, cfg.review_flag_fraction, scores)
     return {**scores, "review_priority": priority}
 
 

@@ -126,7 +126,7 @@ def write_case(out_dir: Path, segmentation, methods: list[str], table_method: st
     if difference is None:
         difference = np.full(len(segmentation.slice_scores), np.nan, np.float32)
     priority = segmentation.review_priority(table_method, review.review_scores,
-                                            review.review_extent_offset)
+                                            review.review_flag_fraction)
     rows = slice_rows(segmentation.slice_scores, difference, priority, review.review_threshold)
     if frame is not None:
         rows = input_slice_rows(rows, frame)

@@ -16,11 +16,14 @@ column of its own; the others read the segmentation itself:
   tumour, where 2D Dice is fragile);
 * ``difference`` — seed 000's D mapped so that low D (little explained difference) is high.
 
-Each lies in [0, 1]; ``review_priority`` is the mean of the ones ``inference.review_scores``
-names (the default chosen by the cross-validation, benchmarks/review_priority.py), weighted by
-the slice's extent when ``inference.review_extent_offset`` is set: volume Dice counts voxels,
-so of two equally suspicious slices the larger one (its own segmentation or its neighbours')
-is worth correcting first — "how likely wrong" × "how much is at stake".
+Each lies in [0, 1]. ``likely_wrong`` is the mean of the ones ``inference.review_scores`` names
+(the default chosen by the cross-validation, benchmarks/review_priority.py). ``review_priority``
+orders a case's slices in two tiers, because the two things a reviewer wants pull apart: the
+slices where a correction changes the volume Dice most are large slices with a 2D Dice of
+0.7–0.9, while the slices most likely wrong are small ones. So the top ``review_flag_fraction``
+of the case's segmented slices by expected wrong voxels (likely_wrong × the slice's extent) come
+first and are flagged — a fixed review budget spent where it pays — and every other slice
+follows by how likely it is wrong, so a small wrong slice is still seen before a right one.
 """
 from __future__ import annotations
 
@@ -110,23 +113,40 @@ def slice_extent(area: np.ndarray) -> np.ndarray:
     return extent / extent.max() if extent.max() > 0 else extent
 
 
-def review_priority(stats: SliceStats, names: tuple[str, ...],
-                    extent_offset: float | None = None,
-                    scores: dict[str, np.ndarray] | None = None) -> np.ndarray:
-    """The mean of the named candidate scores per slice, in [0, 1]; with ``extent_offset``
-    (a ≥ 0) multiplied by (a + extent) / (1 + a), so larger slices come first among equally
-    suspicious ones and a = 0 ranks by extent alone among the suspicious. ``scores``: the
-    candidate scores of ``stats`` when the caller has them already."""
+def likely_wrong(stats: SliceStats, names: tuple[str, ...],
+                 scores: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """The mean of the named candidate scores per slice, in [0, 1]. ``scores``: the candidate
+    scores of ``stats`` when the caller has them already."""
     unknown = [n for n in names if n not in CANDIDATES]
     if unknown or not names:
         raise ValueError(f"review scores {list(names)}: choose from {list(CANDIDATES)}")
-    if extent_offset is not None and extent_offset < 0:
-        raise ValueError(f"review extent offset {extent_offset}: must be ≥ 0 (or None)")
     scores = scores if scores is not None else candidate_scores(stats)
-    priority = np.mean([scores[n] for n in names], axis=0)
-    if extent_offset is None:
-        return priority
-    return priority * (extent_offset + slice_extent(stats.area)) / (1.0 + extent_offset)
+    return np.mean([scores[n] for n in names], axis=0)
+
+
+#: the priority value that separates the two tiers: flagged slices lie above it
+TIER_BOUNDARY = 0.5
+
+
+def review_priority(stats: SliceStats, names: tuple[str, ...], flag_fraction: float | None,
+                    scores: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Per slice in [0, 1], higher = look first. With ``flag_fraction`` f: the ⌈f · segmented
+    slices⌉ slices of largest expected wrong voxels (likely_wrong × slice_extent, > 0) lie in
+    (0.5, 1] in that order, every other slice in [0, 0.5) by likely_wrong; without, the
+    priority is likely_wrong itself."""
+    if flag_fraction is not None and not 0 <= flag_fraction <= 1:
+        raise ValueError(f"review flag fraction {flag_fraction}: must lie in [0, 1] (or None)")
+    wrong = likely_wrong(stats, names, scores)
+    if flag_fraction is None:
+        return wrong
+    at_stake = wrong * slice_extent(stats.area)
+    budget = int(np.ceil(flag_fraction * np.count_nonzero(stats.area > 0) - 1e-9))
+    order = np.argsort(-at_stake, kind="stable")[:budget]
+    first = order[at_stake[order] > 0]
+    priority = np.minimum(wrong * TIER_BOUNDARY, np.nextafter(TIER_BOUNDARY, 0.0))
+    priority[first] = TIER_BOUNDARY + (1.0 - TIER_BOUNDARY) * np.maximum(
+        at_stake[first], np.finfo(np.float64).eps)
+    return priority
 
 
 def flags(priority: np.ndarray, threshold: float) -> np.ndarray:

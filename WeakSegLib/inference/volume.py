@@ -60,9 +60,9 @@ class CaseSegmentation:
                            difference)
 
     def review_priority(self, method: str, scores: tuple[str, ...],
-                        extent_offset: float | None = None) -> np.ndarray:
-        """Per input slice: how likely ``method``'s segmentation is wrong (no mask used)."""
-        return review_priority(self.review_stats(method), scores, extent_offset)
+                        flag_fraction: float | None = None) -> np.ndarray:
+        """Per input slice: where to look first at ``method``'s segmentation (no mask used)."""
+        return review_priority(self.review_stats(method), scores, flag_fraction)
 
     def to_input_slices(self, values: np.ndarray, fill: float) -> np.ndarray:
         """A per-preprocessed-slice vector on the input's z axis (``fill`` outside the crop)."""
