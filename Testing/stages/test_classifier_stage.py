@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from WeakSegLib.config import apply_overrides, get_profile
@@ -67,3 +68,43 @@ def test_stage_writes_artefacts_and_learns_the_toy_task(tmp_path: Path) -> None:
     from sklearn.metrics import roc_auc_score
     assert roc_auc_score(ctx.train.labels, train_scores) > 0.8
     assert isinstance(model, torch.nn.Module) and not model.training
+
+
+def _killed(*_args) -> None:
+    raise KeyboardInterrupt
+
+
+def replace_epochs(ctx: RunContext, epochs: int) -> RunContext:
+    """The context with ``classifier.epochs`` changed (the averaging start stays 3 for 5 and 6)."""
+    from dataclasses import replace
+    profile = replace(ctx.profile, classifier=replace(ctx.profile.classifier, epochs=epochs))
+    return replace(ctx, profile=profile)
+
+
+def test_averaged_weights_are_saved_and_resume_keeps_the_average(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the last half of 6 epochs (4, 5, 6) averaged, no plateau schedule
+    overrides = ("classifier.epochs=6", "classifier.lr=0.001", "classifier.average_last=0.5",
+                 "classifier.plateau_patience=none")
+    ctx = tiny_context(tmp_path / "whole", *overrides)
+    ClassifierStage().run(ctx)
+    whole = torch.load(tmp_path / "whole" / "classifier" / "model.pt", weights_only=True)
+    assert whole["metadata"]["averaged_epochs"] == 3
+    with np.load(tmp_path / "whole" / "classifier" / "scores.npz") as scores:
+        from sklearn.metrics import roc_auc_score
+        assert roc_auc_score(ctx.train.labels, scores["train"]) > 0.8
+    from WeakSegLib.stages.classifier import averaging_start
+    assert averaging_start(6, 0.5) == 3 and averaging_start(6, None) is None
+    with pytest.raises(ValueError, match="average_last"):
+        averaging_start(6, 1.5)
+    # killed after epoch 5 (the stage never finished), resumed: the average carries on
+    killed = tiny_context(tmp_path / "split", *overrides)
+    with monkeypatch.context() as patch:
+        patch.setattr(ClassifierStage, "_finish", _killed)
+        with pytest.raises(KeyboardInterrupt):
+            ClassifierStage().run(replace_epochs(killed, 5))
+    ClassifierStage().run(tiny_context(tmp_path / "split", *overrides))
+    split = torch.load(tmp_path / "split" / "classifier" / "model.pt", weights_only=True)
+    assert split["metadata"]["averaged_epochs"] == 3
+    for name, value in whole["state_dict"].items():
+        assert torch.allclose(value.float(), split["state_dict"][name].float(), atol=1e-5), name

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 from ..evaluation.metrics import classifier_metrics
 from ..models.classifier import VGG16BNClassifier
@@ -24,6 +25,29 @@ def build_classifier(ctx: RunContext) -> VGG16BNClassifier:
                              upsample=cfg.upsample, pool=cfg.pool)
 
 
+class AverageState:
+    """The averaged weights and their count for the epoch checkpoint (which would otherwise
+    save only ``AveragedModel.module``, losing the count on a resume)."""
+
+    def __init__(self, average: AveragedModel) -> None:
+        self.average = average
+
+    def state_dict(self) -> dict:
+        return self.average.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.average.load_state_dict(state)
+
+
+def averaging_start(epochs: int, average_last: float | None) -> int | None:
+    """The first epoch (0-based) whose weights join the average, or None for no averaging."""
+    if average_last is None:
+        return None
+    if not 0 < average_last <= 1:
+        raise ValueError(f"classifier.average_last {average_last}: must lie in (0, 1] or None")
+    return max(0, epochs - max(1, int(round(average_last * epochs))))
+
+
 def load_classifier(run_dir: Path, device: torch.device) -> VGG16BNClassifier:
     model, _ = load_model(run_dir / ClassifierStage.name / "model.pt",
                           VGG16BNClassifier.architecture, device)
@@ -40,12 +64,15 @@ class ClassifierStage(Stage):
         model = wrap_model(build_classifier(ctx), ctx)
         optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                                       betas=cfg.betas)
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimiser, mode="max", factor=cfg.plateau_factor, patience=cfg.plateau_patience)
+        scheduler = None if cfg.plateau_patience is None else \
+            torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimiser, mode="max", factor=cfg.plateau_factor, patience=cfg.plateau_patience)
         loss_fn = nn.BCEWithLogitsLoss()
         best_path = ctx.stage_dir(self.name) / "model.pt"
         val = ctx.val if len(ctx.val) else ctx.train
         best = BestScore()
+        average_from = averaging_start(cfg.epochs, cfg.average_last)
+        average = AveragedModel(unwrap(model)) if average_from is not None else None
 
         def one_epoch(epoch: int) -> dict[str, float]:
             torch.manual_seed(seed + epoch)
@@ -71,7 +98,10 @@ class ClassifierStage(Stage):
             scores = predict_scores(model, val.images, ctx)
             metrics = classifier_metrics(val.labels, scores)
             auc = metrics["auc"] if np.isfinite(metrics["auc"]) else 0.0
-            scheduler.step(auc)
+            if scheduler is not None:
+                scheduler.step(auc)
+            if average is not None and epoch >= average_from:
+                average.update_parameters(unwrap(model))
             if best.improves(auc) and ctx.dist.is_main:
                 save_model(best_path, unwrap(model), {"stage": self.name, "epoch": epoch + 1,
                                                        "channels": ctx.train.channels,
@@ -81,10 +111,19 @@ class ClassifierStage(Stage):
                     "val_specificity": metrics["specificity"],
                     "lr": optimiser.param_groups[0]["lr"]}
 
-        history = run_epochs(ctx, self.name, cfg.epochs, cfg.time_budget_s,
-                             {"model": model, "optimiser": optimiser, "scheduler": scheduler,
-                              "best": best},
-                             one_epoch)
+        states = {"model": model, "optimiser": optimiser, "best": best,
+                  **({"scheduler": scheduler} if scheduler is not None else {}),
+                  **({"average": AverageState(average)} if average is not None else {})}
+        history = run_epochs(ctx, self.name, cfg.epochs, cfg.time_budget_s, states, one_epoch)
+        if average is not None and int(average.n_averaged) > 0 and ctx.dist.is_main:
+            # the average replaces the best epoch; a budget spent before averaging began
+            # leaves the best epoch in place
+            averaged = average.module
+            balanced = balanced_indices(ctx.train.labels, epoch_generator(seed, len(history)))
+            recalibrate_batchnorm(averaged, ctx.train.images[balanced], ctx)
+            save_model(best_path, averaged, {"stage": self.name, "epoch": len(history),
+                                             "channels": ctx.train.channels,
+                                             "averaged_epochs": int(average.n_averaged)})
         return self._finish(ctx, history)
 
     def _finish(self, ctx: RunContext, history: list[dict[str, float]]) -> list[Path]:
