@@ -144,8 +144,7 @@ def review_priority(stats: SliceStats, names: tuple[str, ...], flag_fraction: fl
     order = np.argsort(-at_stake, kind="stable")[:budget]
     first = order[at_stake[order] > 0]
     priority = np.minimum(wrong * TIER_BOUNDARY, np.nextafter(TIER_BOUNDARY, 0.0))
-    priority[first] = TIER_BOUNDARY + (1.0 - TIER_BOUNDARY) * np.maximum(
-        at_stake[first], np.finfo(np.float64).eps)
+    priority[first] = TIER_BOUNDARY + (1.0 - TIER_BOUNDARY) * at_stake[first]
     return priority
 
 

@@ -55,5 +55,8 @@ class EpochCheckpoint:
 
 
 def _unwrap(obj: Any) -> Any:
-    """DistributedDataParallel keeps the real model in ``.module``."""
-    return getattr(obj, "module", obj)
+    """DistributedDataParallel keeps the real model in ``.module``; anything else (an
+    AveragedModel, whose ``.module`` is only part of its state) is saved whole."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return obj.module if isinstance(obj, DistributedDataParallel) else obj

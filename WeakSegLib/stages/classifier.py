@@ -25,20 +25,6 @@ def build_classifier(ctx: RunContext) -> VGG16BNClassifier:
                              upsample=cfg.upsample, pool=cfg.pool)
 
 
-class AverageState:
-    """The averaged weights and their count for the epoch checkpoint (which would otherwise
-    save only ``AveragedModel.module``, losing the count on a resume)."""
-
-    def __init__(self, average: AveragedModel) -> None:
-        self.average = average
-
-    def state_dict(self) -> dict:
-        return self.average.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.average.load_state_dict(state)
-
-
 def averaging_start(epochs: int, average_last: float | None) -> int | None:
     """The first epoch (0-based) whose weights join the average, or None for no averaging."""
     if average_last is None:
@@ -113,7 +99,7 @@ class ClassifierStage(Stage):
 
         states = {"model": model, "optimiser": optimiser, "best": best,
                   **({"scheduler": scheduler} if scheduler is not None else {}),
-                  **({"average": AverageState(average)} if average is not None else {})}
+                  **({"average": average} if average is not None else {})}
         history = run_epochs(ctx, self.name, cfg.epochs, cfg.time_budget_s, states, one_epoch)
         if average is not None and int(average.n_averaged) > 0 and ctx.dist.is_main:
             # the average replaces the best epoch; a budget spent before averaging began
