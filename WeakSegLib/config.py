@@ -250,8 +250,8 @@ class InferenceConfig:
     # today's full CV (numbers: README "Review priority"). None: one tier.
     review_flag_fraction: float | None = 0.10
     review_threshold: float = 0.5      # the tiers' boundary: flagged slices lie above it
-    # Segmenter networks (stage names) whose S is averaged over the four in-plane flips at
-    # inference (4× their cost). The networks trained with flips (all of them) should agree with
+    # Networks (segmenter stage names, or "classifier" for the patch score) whose output is
+    # averaged over the four in-plane flips at inference (4× their cost). The networks trained with flips (all of them) should agree with
     # themselves flipped; averaging removes what they do not agree on. Off: on the 20 held-out
     # patients of the 5-fold CV, flips on self_train moved volume Dice 0.759 → 0.762 (Δ +0.003
     # [−0.000, +0.006], benchmarks/results/cv_reevaluate_flips.json) for 4× that network's time.

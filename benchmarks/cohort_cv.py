@@ -90,6 +90,8 @@ def slice_statistics(case, result, truth: np.ndarray) -> dict[str, np.ndarray]:
            "brain_slices": brain}
     for method, values in result.difference.items():
         out[f"difference_{method}"] = values.astype(np.float32)
+    for method in result.probabilities:
+        out[f"uncertain_{method}"] = result.uncertain_voxels(method).astype(np.float32)
     return out
 
 

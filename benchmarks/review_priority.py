@@ -44,8 +44,10 @@ def case_inputs(npz_path: Path, method: str):
         agreement = np.array([dice_2d(inter[d, o], area, inter[o, o]) for o in others])
         changed = np.array([area + inter[o, o] - 2 * inter[d, o] for o in others])
         counts = CaseSliceCounts(inter[d, t], area, inter[t, t], npz["brain_slices"].astype(bool))
+        uncertain = npz[f"uncertain_{base}"].astype(float) if f"uncertain_{base}" in npz \
+            else None
         stats = SliceStats(area, agreement, npz["classifier_score"].astype(float), difference,
-                           changed)
+                           changed, uncertain)
     return counts, stats
 
 
@@ -60,7 +62,7 @@ def main() -> None:
     args = parser.parse_args()
     from WeakSegLib.config import get_profile
     from WeakSegLib.inference.review import (CANDIDATES, candidate_scores, likely_wrong,
-                                             review_priority, slice_extent)
+                                             review_priority, slice_extent, two_tiers)
     from WeakSegLib.evaluation.review import auroc_for_bad, review_curves
 
     folds = json.loads((args.work / "folds.json").read_text())
@@ -89,6 +91,16 @@ def main() -> None:
                 review_priority(stats, default, fraction, scores))
         per_score.setdefault(default_name, []).append(
             review_priority(stats, default, inference.review_flag_fraction, scores))
+        # other budgets' orders: what is at stake on a slice, u = the network's own expected
+        # wrong voxels (uncertain_voxels)
+        u, segmented = scores["uncertain_voxels"], stats.area > 0
+        fraction = inference.review_flag_fraction
+        for name, stake in (("budget by u", u), ("budget by (p + u)/2 · e", (wrong + u) / 2 * extent),
+                            ("budget by √(p·e·u)", np.sqrt(wrong * extent * u)),
+                            ("budget by (p + dv)/2 · e",
+                             (wrong + scores["disagreement_voxels"]) / 2 * extent)):
+            per_score.setdefault(f"two tiers, {name}", []).append(
+                two_tiers(wrong, stake, segmented, fraction))
         # the one-tier weightings tried before (issue 13): p = likely wrong, e = extent
         for offset in (0.0, 0.5, 1.0):
             per_score.setdefault(f"one tier: p·(e + {offset})/(1 + {offset})", []).append(

@@ -189,3 +189,32 @@ def test_padded_last_batches_keep_the_outputs_and_use_few_shapes() -> None:
     for key in plain:
         assert padded[key].shape == plain[key].shape == (37, 8, 8)
         np.testing.assert_allclose(padded[key], plain[key], atol=1e-6)
+
+
+def test_test_time_flips_on_the_classifier_average_its_score_over_the_flipped_patches() -> None:
+    """"classifier" in test_time_flips: the score is the mean of the four flipped patches'
+    sigmoid scores (a score is not flipped back); off, it is the patch's own."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    import torch
+
+    from WeakSegLib.config import get_profile
+    from WeakSegLib.inference.volume import _patch_outputs
+
+    class LeftColumn(torch.nn.Module):        # reads the left column only: not flip-invariant
+        def forward(self, x):
+            return x[:, 0, :, 0].mean(dim=1, keepdim=True) * 4 - 2
+
+    patches = np.random.default_rng(1).random((3, 1, 8, 8)).astype(np.float32)
+    sigmoid = lambda v: 1 / (1 + np.exp(-v))             # noqa: E731
+    left = sigmoid(patches[:, 0, :, 0].mean(axis=1) * 4 - 2)
+    right = sigmoid(patches[:, 0, :, -1].mean(axis=1) * 4 - 2)
+    profile = get_profile("fast")
+    for flips, expected in (((), left), (("classifier",), (left + right) / 2)):
+        cfg = replace(profile, runtime=replace(profile.runtime, channels_last=False),
+                      inference=replace(profile.inference, test_time_flips=flips))
+        bundle = SimpleNamespace(profile=cfg, device=torch.device("cpu"),
+                                 classifier=LeftColumn(), converter=None, segmenters={})
+        out = _patch_outputs(bundle, patches, 0, batch_size=2)
+        np.testing.assert_allclose(out["score"], expected, atol=1e-6)

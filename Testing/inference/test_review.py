@@ -6,7 +6,7 @@ import pytest
 
 from WeakSegLib.inference.review import (CANDIDATES, TIER_BOUNDARY, SliceStats,
                                          candidate_scores, flags, likely_wrong,
-                                         review_priority, slice_stats)
+                                         review_priority, slice_stats, uncertain_voxels)
 
 
 def _volume(areas: list[int], size: int = 20) -> np.ndarray:
@@ -94,3 +94,21 @@ def test_tumour_called_but_nothing_segmented_inside_the_tumour_is_looked_at_firs
     priority = review_priority(stats, cfg.review_scores, cfg.review_flag_fraction)
     assert int(np.argmax(priority)) == 3
     assert flags(priority, cfg.review_threshold)[3]
+
+
+def test_uncertain_voxels_count_what_the_network_itself_is_unsure_of() -> None:
+    p = np.zeros((3, 10, 10), np.float32)
+    p[0, :5] = 0.98                      # a sure tumour: little expected error
+    p[1, :5] = 0.98
+    p[1, 5:] = 0.4                       # ... and a wide unsure rim beside it
+    p[2, :2] = 0.6
+    u = uncertain_voxels(p)
+    assert u == pytest.approx([50 * 0.02, 50 * 0.02 + 50 * 0.4, 20 * 0.4], rel=1e-5)
+    stats = slice_stats({"m": (p > 0.5).astype(np.uint8)}, "m", [], np.full(3, 0.9),
+                        np.full(3, np.nan), u)
+    scores = candidate_scores(stats)["uncertain_voxels"]
+    assert int(np.argmax(scores)) == 1 and scores.max() == pytest.approx(1.0)
+    # without probabilities the score is silent, not an error
+    silent = slice_stats({"m": (p > 0.5).astype(np.uint8)}, "m", [], np.full(3, 0.9),
+                         np.full(3, np.nan))
+    assert not candidate_scores(silent)["uncertain_voxels"].any()

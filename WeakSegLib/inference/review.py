@@ -14,7 +14,10 @@ column of its own; the others read the segmentation itself:
 * ``continuity`` — the area jumps against the neighbouring slices (tumours are smooth along z);
 * ``small_area`` — a segmentation much smaller than the case's larger ones (the ends of a
   tumour, where 2D Dice is fragile);
-* ``difference`` — seed 000's D mapped so that low D (little explained difference) is high.
+* ``difference`` — seed 000's D mapped so that low D (little explained difference) is high;
+* ``uncertain_voxels`` — the default segmenter's own expected wrong voxels on the slice,
+  Σ min(p, 1 − p) over its tumour probabilities p, scaled by the case's largest: where a
+  boundary is unsure, a correction changes many voxels (one network, no other segmenters).
 
 Each lies in [0, 1]. ``likely_wrong`` is the mean of the ones ``inference.review_scores`` names
 (the default chosen by the cross-validation, benchmarks/review_priority.py). ``review_priority``
@@ -33,7 +36,7 @@ import numpy as np
 
 #: every candidate score, in the order of the evaluation's tables
 CANDIDATES = ("difference", "disagreement", "disagreement_voxels", "classifier_conflict",
-              "continuity", "small_area")
+              "continuity", "small_area", "uncertain_voxels")
 #: the candidates that compare the default segmentation with the other segmenters
 AGREEMENT_SCORES = ("disagreement", "disagreement_voxels")
 #: the segmenters whose agreement with the default method is ``disagreement``'s input
@@ -48,6 +51,7 @@ class SliceStats:
     classifier: np.ndarray      # (Z,) classifier score
     difference: np.ndarray      # (Z,) seed 000's D (NaN where the slice is empty)
     changed: np.ndarray | None = None   # (K, Z) voxels in exactly one of default and other k
+    uncertain: np.ndarray | None = None  # (Z,) Σ min(p, 1 − p) of the default's probabilities
 
 
 def dice_2d(intersection: np.ndarray, area_a: np.ndarray, area_b: np.ndarray) -> np.ndarray:
@@ -57,9 +61,10 @@ def dice_2d(intersection: np.ndarray, area_a: np.ndarray, area_b: np.ndarray) ->
 
 
 def slice_stats(labels: dict[str, np.ndarray], default: str, others: list[str],
-                classifier: np.ndarray, difference: np.ndarray) -> SliceStats:
+                classifier: np.ndarray, difference: np.ndarray,
+                uncertain: np.ndarray | None = None) -> SliceStats:
     """SliceStats from label maps ``(Z, Y, X)`` of the default method and the other
-    segmenters (those present in ``labels``)."""
+    segmenters (those present in ``labels``); ``uncertain``: see ``uncertain_voxels``."""
     main = labels[default] > 0
     area = main.sum(axis=(1, 2)).astype(np.float64)
     rows, changed = [], []
@@ -73,7 +78,14 @@ def slice_stats(labels: dict[str, np.ndarray], default: str, others: list[str],
     agreement = np.array(rows) if rows else np.ones((0, len(area)))
     return SliceStats(area, agreement, np.asarray(classifier, np.float64),
                       np.asarray(difference, np.float64),
-                      np.array(changed) if changed else np.zeros((0, len(area))))
+                      np.array(changed) if changed else np.zeros((0, len(area))), uncertain)
+
+
+def uncertain_voxels(probability: np.ndarray) -> np.ndarray:
+    """Per slice of a ``(Z, H, W)`` tumour probability map: Σ min(p, 1 − p), the voxels the
+    network itself expects to have wrong at the 0.5 threshold."""
+    p = np.asarray(probability, np.float32).reshape(len(probability), -1)
+    return np.minimum(p, 1.0 - p).sum(axis=1, dtype=np.float64)
 
 
 def candidate_scores(stats: SliceStats) -> dict[str, np.ndarray]:
@@ -96,6 +108,9 @@ def candidate_scores(stats: SliceStats) -> dict[str, np.ndarray]:
     scores["continuity"] = np.where(segmented | (neighbours > 0), jump, 0.0)
     reference = np.percentile(area[segmented], 90) if segmented.any() else 1.0
     scores["small_area"] = np.where(segmented, 1.0 - np.minimum(area / reference, 1.0), 0.0)
+    uncertain = stats.uncertain if stats.uncertain is not None else np.zeros_like(area)
+    scores["uncertain_voxels"] = uncertain / uncertain.max() if uncertain.max() > 0 else \
+        np.zeros_like(area)
     return scores
 
 
@@ -139,8 +154,14 @@ def review_priority(stats: SliceStats, names: tuple[str, ...], flag_fraction: fl
     wrong = likely_wrong(stats, names, scores)
     if flag_fraction is None:
         return wrong
-    at_stake = wrong * slice_extent(stats.area)
-    budget = int(np.ceil(flag_fraction * np.count_nonzero(stats.area > 0) - 1e-9))
+    return two_tiers(wrong, wrong * slice_extent(stats.area), stats.area > 0, flag_fraction)
+
+
+def two_tiers(wrong: np.ndarray, at_stake: np.ndarray, segmented: np.ndarray,
+              flag_fraction: float) -> np.ndarray:
+    """The ⌈``flag_fraction`` · segmented slices⌉ slices of largest ``at_stake`` (> 0, in
+    [0, 1]) in (0.5, 1] in that order, every other slice in [0, 0.5) by ``wrong``."""
+    budget = int(np.ceil(flag_fraction * np.count_nonzero(segmented) - 1e-9))
     order = np.argsort(-at_stake, kind="stable")[:budget]
     first = order[at_stake[order] > 0]
     priority = np.minimum(wrong * TIER_BOUNDARY, np.nextafter(TIER_BOUNDARY, 0.0))

@@ -25,7 +25,8 @@ from ..runtime import autocast, batches, to_device
 from .bundle import METHOD_STAGES, UNGATED_METHODS, Bundle
 from .combine import combine, difference_scores, gate
 from .patches import PatchGrid, patch_geometry
-from .review import AGREEMENT_SCORES, REVIEW_OTHERS, SliceStats, review_priority, slice_stats
+from .review import (AGREEMENT_SCORES, REVIEW_OTHERS, SliceStats, review_priority, slice_stats,
+                     uncertain_voxels)
 
 
 @dataclass
@@ -55,9 +56,16 @@ class CaseSegmentation:
         if difference is None:
             difference = np.full(len(self.slice_scores), np.nan, np.float32)
         difference = np.where(self.labels[method].any(axis=(1, 2)), difference, np.nan)
+        uncertain = self.uncertain_voxels(base)
         return slice_stats({**self.review_labels, **self.labels}, method,
                            [m for m in REVIEW_OTHERS if m != base], self.slice_scores,
-                           difference)
+                           difference, uncertain)
+
+    def uncertain_voxels(self, method: str) -> np.ndarray | None:
+        """Per input slice: Σ min(p, 1 − p) of ``method``'s probabilities (None without)."""
+        if method not in self.probabilities:
+            return None
+        return self.to_input_slices(uncertain_voxels(self.probabilities[method]), 0.0)
 
     def review_priority(self, method: str, scores: tuple[str, ...],
                         flag_fraction: float | None = None) -> np.ndarray:
@@ -104,15 +112,12 @@ def _patch_outputs(bundle: Bundle, patches: np.ndarray, flair_channel: int, batc
         x = to_device(_padded(patches[rows], quantum), device, runtime)
         parts = {}
         if bundle.classifier is not None:
-            parts["score"] = torch.sigmoid(run(bundle.classifier, x)).reshape(-1)
+            parts["score"] = _flip_mean(lambda t: torch.sigmoid(run(bundle.classifier, t)), x,
+                                        "classifier" in flipped, spatial=False).reshape(-1)
         if bundle.converter is not None:
             parts["variant"] = run(bundle.converter, x[:, flair_channel:flair_channel + 1])[:, 0]
         for name, model in segmenters.items():
-            S = run(model, x)
-            if name in flipped:     # test-time flips: mean over the four in-plane flips
-                S = (S + run(model, x.flip(-1)).flip(-1) + run(model, x.flip(-2)).flip(-2)
-                     + run(model, x.flip(-1, -2)).flip(-1, -2)) / 4
-            parts[name] = S[:, 0]
+            parts[name] = _flip_mean(lambda t: run(model, t), x, name in flipped)[:, 0]
         if want_w:
             hidden = x * (parts["under"] <= threshold).to(x.dtype)[:, None]
             parts["w"] = torch.sigmoid(run(bundle.classifier, hidden)).reshape(-1)
@@ -121,6 +126,19 @@ def _patch_outputs(bundle: Bundle, patches: np.ndarray, flair_channel: int, batc
         if progress:
             progress(len(rows))
     return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def _flip_mean(network: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, flips: bool,
+               spatial: bool = True) -> torch.Tensor:
+    """``network(x)``, or with ``flips`` its mean over the four in-plane flips of ``x`` (a
+    ``spatial`` output is flipped back; a score is not)."""
+    if not flips:
+        return network(x)
+    total = network(x)
+    for dims in ((-1,), (-2,), (-1, -2)):
+        out = network(x.flip(dims))
+        total = total + (out.flip(dims) if spatial else out)
+    return total / 4
 
 
 def _padded(batch: np.ndarray, quantum: int) -> np.ndarray:
