@@ -70,6 +70,10 @@ def bootstrap_ci(values: list[float]) -> tuple[float, float]:
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
+#: what slice_statistics' ``uncertain_<method>`` counts (review_priority.py checks it)
+UNCERTAIN_UNITS = "input-grid voxels"
+
+
 def slice_statistics(case, result, truth: np.ndarray) -> dict[str, np.ndarray]:
     """Per axial slice of the input grid: areas and pairwise intersections of every method's
     label map and the truth (what review curves and disagreement scores need), centroids, the
@@ -92,6 +96,7 @@ def slice_statistics(case, result, truth: np.ndarray) -> dict[str, np.ndarray]:
         out[f"difference_{method}"] = values.astype(np.float32)
     for method in result.probabilities:
         out[f"uncertain_{method}"] = result.uncertain_voxels(method).astype(np.float32)
+    out["uncertain_units"] = np.array(UNCERTAIN_UNITS)
     return out
 
 

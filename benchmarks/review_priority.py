@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cohort_cv import UNCERTAIN_UNITS  # noqa: E402
 from machine import describe_machine  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
@@ -44,8 +45,8 @@ def case_inputs(npz_path: Path, method: str):
         agreement = np.array([dice_2d(inter[d, o], area, inter[o, o]) for o in others])
         changed = np.array([area + inter[o, o] - 2 * inter[d, o] for o in others])
         counts = CaseSliceCounts(inter[d, t], area, inter[t, t], npz["brain_slices"].astype(bool))
-        uncertain = npz[f"uncertain_{base}"].astype(float) if f"uncertain_{base}" in npz \
-            else None
+        known = "uncertain_units" in npz and str(npz["uncertain_units"]) == UNCERTAIN_UNITS
+        uncertain = npz[f"uncertain_{base}"].astype(float) if known else None
         stats = SliceStats(area, agreement, npz["classifier_score"].astype(float), difference,
                            changed, uncertain)
     return counts, stats
@@ -91,15 +92,16 @@ def main() -> None:
                 review_priority(stats, default, fraction, scores))
         per_score.setdefault(default_name, []).append(
             review_priority(stats, default, inference.review_flag_fraction, scores))
-        # other budgets' orders: what is at stake on a slice, u = the network's own expected
-        # wrong voxels (uncertain_voxels)
+        # other budgets' orders (issue 13): p·e alone (the previous default), the segmenter's
+        # own unsure voxels u alone, p·e and u weighted, and the segmenters' disagreeing voxels
+        # dv in place of u (needs every segmenter of the CV)
         u, segmented = scores["uncertain_voxels"], stats.area > 0
         fraction = inference.review_flag_fraction
-        for name, stake in (("budget by u", u), ("budget by (p + u)/2 · e", (wrong + u) / 2 * extent),
-                            ("budget by √(p·e·u)", np.sqrt(wrong * extent * u)),
-                            ("budget by (p + dv)/2 · e",
+        for name, stake in (("p·e (previous)", wrong * extent), ("u", u),
+                            ("u·(1 + p)/2", u * (1 + wrong) / 2),
+                            ("(p + dv)/2 · e",
                              (wrong + scores["disagreement_voxels"]) / 2 * extent)):
-            per_score.setdefault(f"two tiers, {name}", []).append(
+            per_score.setdefault(f"two tiers, budget by {name}", []).append(
                 two_tiers(wrong, stake, segmented, fraction))
         # the one-tier weightings tried before (issue 13): p = likely wrong, e = extent
         for offset in (0.0, 0.5, 1.0):
@@ -146,8 +148,8 @@ def main() -> None:
         print(f"{name:<70} {auc:.3f}  {np.nanmin(folds_auc):.3f}-{np.nanmax(folds_auc):.3f}  "
               f"{gain:+.4f} ({gain / oracle_gain if oracle_gain else np.nan:.0%} of oracle)  "
               f"{result['area'][name]:.4f}")
-    figure(result, [default_name, "+".join(default), "one tier: p·(e + 0.5)/(1 + 0.5)",
-                    "disagreement_voxels", "difference"],
+    figure(result, [default_name, "+".join(default), "two tiers, budget by p·e (previous)",
+                    "uncertain_voxels", "disagreement_voxels", "difference"],
            args.result.with_suffix(".png"))
 
 

@@ -44,7 +44,13 @@ def main() -> None:
                              "held-out patients, when --run is a rerun of the fold "
                              "(benchmarks/selftrain_rerun.py) and folds.json holds the old one")
     parser.add_argument("--out", type=Path, default=TARGET)
+    parser.add_argument("--set", action="append", default=[], metavar="inference.FIELD=VALUE",
+                        help="an inference setting the shipped bundle records in place of the "
+                             "run's (inference settings do not touch the weights), e.g. "
+                             "inference.test_time_flips=classifier")
     args = parser.parse_args()
+    if any(not s.startswith("inference.") for s in args.set):
+        sys.exit("default_model: only inference.* settings can change without training again")
     weakseg = [sys.executable, "-m", "WeakSegLib.cli"]
     run = args.run
     if args.train:
@@ -55,6 +61,8 @@ def main() -> None:
     subprocess.run([*weakseg, "export-model", "--model", str(run), "--out", str(args.out),
                     "--methods", METHODS, "--overwrite"], check=True)
     manifest = json.loads((run / "manifest.json").read_text())
+    if args.set:
+        record_inference_settings(args.out / "manifest.json", args.set)
     card = {"data": "BraTS 2018 training cases of ../shared/data/brats2018-multimodal (CBICA; "
                     "skull-stripped, co-registered, 1 mm) — data © the BraTS organisers",
             "supervision": "slice labels only (derived from the masks); masks never trained it",
@@ -74,6 +82,18 @@ def main() -> None:
             for m in ("self_trained", "self_trained_pp", "flair_threshold") if m in methods}
     (args.out / "model_card.json").write_text(json.dumps(card, indent=2))
     print(json.dumps(card, indent=2))
+
+
+def record_inference_settings(manifest_path: Path, assignments: list[str]) -> None:
+    """Apply ``assignments`` (inference.FIELD=VALUE) to the exported manifest's recorded
+    profile, checked by the config's own parser, and note them under ``exported_from``."""
+    from WeakSegLib.config import apply_overrides, profile_from_dict
+
+    data = json.loads(manifest_path.read_text())
+    profile = apply_overrides(profile_from_dict(data["config"]), assignments)
+    data["config"]["inference"] = profile.to_dict()["inference"]
+    data["exported_from"]["inference_settings"] = assignments
+    manifest_path.write_text(json.dumps(data, indent=2))
 
 
 if __name__ == "__main__":

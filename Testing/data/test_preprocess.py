@@ -124,3 +124,16 @@ def test_crop_or_pad_records_offsets() -> None:
 
 def test_brain_box_of_empty_volume_is_everything() -> None:
     assert brain_box(np.zeros((3, 4, 5), bool)) == (slice(0, 3), slice(0, 4), slice(0, 5))
+
+
+def test_pixel_area_ratio_is_original_pixels_per_preprocessed_pixel() -> None:
+    """A voxel count on the preprocessed grid times this ratio is the same area on the original
+    grid (the review's unsure-voxel counts are compared with original-grid slice areas)."""
+    from WeakSegLib.data.preprocess import GridMapping
+
+    mapping = GridMapping((10, 100, 90), (slice(0, 10), slice(10, 90), slice(5, 85)), (40, 40))
+    assert mapping.pixel_area_ratio == 4.0
+    square = np.zeros((10, 40, 40), np.uint8)
+    square[3, 10:30, 10:30] = 1                                  # 400 preprocessed pixels
+    restored = mapping.to_original(square, kind="label")
+    assert restored[3].sum() == 400 * mapping.pixel_area_ratio

@@ -112,3 +112,24 @@ def test_uncertain_voxels_count_what_the_network_itself_is_unsure_of() -> None:
     silent = slice_stats({"m": (p > 0.5).astype(np.uint8)}, "m", [], np.full(3, 0.9),
                          np.full(3, np.nan))
     assert not candidate_scores(silent)["uncertain_voxels"].any()
+
+
+def test_the_budget_counts_the_segmenters_unsure_voxels_beside_the_gross_errors() -> None:
+    # ten segmented slices the classifier agrees with; slice 3 is the largest, slice 7 has a
+    # wide unsure rim (an under-segmented edge): without the rim the budget goes to the larger
+    # slice, with it to the rim
+    areas = [0, 100, 100, 200, 100, 100, 100, 100, 100, 100, 100, 0]
+    main = _volume(areas)
+    classifier = np.array([0.1, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.1])
+    rim = np.full(12, 2.0)
+    rim[7] = 150.0
+    names = ("classifier_conflict",)
+    blind = slice_stats({"m": main}, "m", [], classifier, np.full(12, np.nan))
+    seeing = slice_stats({"m": main}, "m", [], classifier, np.full(12, np.nan), rim)
+    assert np.flatnonzero(flags(review_priority(blind, names, 0.1), TIER_BOUNDARY)).tolist() == [3]
+    flagged = np.flatnonzero(flags(review_priority(seeing, names, 0.1), TIER_BOUNDARY))
+    assert flagged[0] == 7 and len(flagged) == 1                    # ⌈0.1 × 10⌉ = 1
+    # below the budget the order is still how likely wrong, whatever the rim
+    priority = review_priority(seeing, names, 0.1)
+    rest = np.setdiff1d(np.arange(12), [7])
+    assert np.allclose(priority[rest], likely_wrong(seeing, names)[rest] * TIER_BOUNDARY)

@@ -108,3 +108,29 @@ def test_averaged_weights_are_saved_and_resume_keeps_the_average(
     assert split["metadata"]["averaged_epochs"] == 3
     for name, value in whole["state_dict"].items():
         assert torch.allclose(value.float(), split["state_dict"][name].float(), atol=1e-5), name
+
+
+def test_training_on_the_validation_patients_puts_their_slices_in_the_batches(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """classifier.train_on_validation: every epoch's balanced draw is over the training and the
+    validation patients' slices; off, over the training patients' only."""
+    import WeakSegLib.stages.classifier as stage
+
+    drawn: list[int] = []
+    real = stage.balanced_indices
+    monkeypatch.setattr(stage, "balanced_indices",
+                        lambda labels, rng: drawn.append(len(labels)) or real(labels, rng))
+    for flag in ("false", "true"):
+        drawn.clear()
+        ctx = tiny_context(tmp_path / flag, "classifier.epochs=2",
+                           f"classifier.train_on_validation={flag}")
+        ClassifierStage().run(ctx)
+        expected = len(ctx.train) + (len(ctx.val) if flag == "true" else 0)
+        assert drawn and set(drawn) == {expected}
+
+
+def test_training_on_the_validation_patients_needs_weight_averaging(tmp_path: Path) -> None:
+    ctx = tiny_context(tmp_path, "classifier.average_last=none",
+                       "classifier.train_on_validation=true")
+    with pytest.raises(ValueError, match="average_last"):
+        ClassifierStage().run(ctx)

@@ -41,6 +41,13 @@ class GridMapping:
         """Axial index on the original grid of preprocessed slice ``index``."""
         return self.box[0].start + index
 
+    @property
+    def pixel_area_ratio(self) -> float:
+        """Original-grid pixels per preprocessed pixel in a slice (the in-plane resize): what a
+        preprocessed-grid voxel count is worth on the original grid."""
+        (height, width), (scaled_h, scaled_w) = self.cropped_shape[1:], self.scaled_inplane
+        return height * width / (scaled_h * scaled_w)
+
     def to_original(self, volume: np.ndarray, kind: str = "label", threshold: float = 0.5,
                     fill: float = 0) -> np.ndarray:
         """Put a preprocessed-grid volume back on the original grid.

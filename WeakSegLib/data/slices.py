@@ -48,6 +48,16 @@ class SliceSet:
                         self.slice_index[index], self.cases, self.channels,
                         None if self.masks is None else self.masks[index])
 
+    def joined(self, other: "SliceSet") -> "SliceSet":
+        """This set's slices followed by ``other``'s (subsets of the same slice set)."""
+        if other.cases != self.cases or other.channels != self.channels:
+            raise ValueError("only subsets of the same slice set can be joined")
+        masks = None if self.masks is None or other.masks is None else \
+            np.concatenate([self.masks, other.masks])
+        return SliceSet(*(np.concatenate([getattr(self, n), getattr(other, n)])
+                          for n in ("images", "labels", "case_index", "slice_index")),
+                        self.cases, self.channels, masks)
+
     def for_cases(self, names: list[str]) -> "SliceSet":
         wanted = [self.cases.index(n) for n in names]
         return self.subset(np.flatnonzero(np.isin(self.case_index, wanted)))

@@ -24,9 +24,12 @@ Each lies in [0, 1]. ``likely_wrong`` is the mean of the ones ``inference.review
 orders a case's slices in two tiers, because the two things a reviewer wants pull apart: the
 slices where a correction changes the volume Dice most are large slices with a 2D Dice of
 0.7–0.9, while the slices most likely wrong are small ones. So the top ``review_flag_fraction``
-of the case's segmented slices by expected wrong voxels (likely_wrong × the slice's extent) come
-first and are flagged — a fixed review budget spent where it pays — and every other slice
-follows by how likely it is wrong, so a small wrong slice is still seen before a right one.
+of the case's segmented slices by expected wrong voxels come first and are flagged — a fixed
+review budget spent where it pays — and every other slice follows by how likely it is wrong, so
+a small wrong slice is still seen before a right one. A slice's expected wrong voxels are the
+sum of the two kinds of error, both counted in voxels, no weight between them: the boundary
+voxels the segmenter itself is unsure of (``uncertain``) and, for a slice that is wrong as a
+whole, likely_wrong × its extent.
 """
 from __future__ import annotations
 
@@ -120,12 +123,24 @@ def _neighbour_mean(area: np.ndarray) -> np.ndarray:
     return (padded[:-2] + padded[2:]) / 2.0
 
 
+def extent_voxels(area: np.ndarray) -> np.ndarray:
+    """Per slice, the larger of its segmented area and its neighbours' mean: what a correction
+    of a slice wrong as a whole changes (an empty slice between segmented ones inherits their
+    size)."""
+    return np.maximum(np.asarray(area, np.float64), _neighbour_mean(area))
+
+
 def slice_extent(area: np.ndarray) -> np.ndarray:
-    """Per slice, the larger of its segmented area and its neighbours' mean, scaled by the
-    case's largest: what a correction of that slice can change (an empty slice between
-    segmented ones inherits their size)."""
-    extent = np.maximum(np.asarray(area, np.float64), _neighbour_mean(area))
+    """``extent_voxels`` scaled by the case's largest."""
+    extent = extent_voxels(area)
     return extent / extent.max() if extent.max() > 0 else extent
+
+
+def expected_wrong_voxels(stats: SliceStats, wrong: np.ndarray) -> np.ndarray:
+    """Per slice: the segmenter's own unsure voxels (0 where unknown) + likely_wrong × extent,
+    both in voxels of the input grid."""
+    uncertain = stats.uncertain if stats.uncertain is not None else 0.0
+    return uncertain + wrong * extent_voxels(stats.area)
 
 
 def likely_wrong(stats: SliceStats, names: tuple[str, ...],
@@ -146,7 +161,7 @@ TIER_BOUNDARY = 0.5
 def review_priority(stats: SliceStats, names: tuple[str, ...], flag_fraction: float | None,
                     scores: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """Per slice in [0, 1], higher = look first. With ``flag_fraction`` f: the ⌈f · segmented
-    slices⌉ slices of largest expected wrong voxels (likely_wrong × slice_extent, > 0) lie in
+    slices⌉ slices of most expected wrong voxels (``expected_wrong_voxels``, > 0) lie in
     (0.5, 1] in that order, every other slice in [0, 0.5) by likely_wrong; without, the
     priority is likely_wrong itself."""
     if flag_fraction is not None and not 0 <= flag_fraction <= 1:
@@ -154,7 +169,10 @@ def review_priority(stats: SliceStats, names: tuple[str, ...], flag_fraction: fl
     wrong = likely_wrong(stats, names, scores)
     if flag_fraction is None:
         return wrong
-    return two_tiers(wrong, wrong * slice_extent(stats.area), stats.area > 0, flag_fraction)
+    at_stake = expected_wrong_voxels(stats, wrong)
+    if at_stake.max() > 0:
+        at_stake = at_stake / at_stake.max()
+    return two_tiers(wrong, at_stake, stats.area > 0, flag_fraction)
 
 
 def two_tiers(wrong: np.ndarray, at_stake: np.ndarray, segmented: np.ndarray,

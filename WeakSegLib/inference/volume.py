@@ -62,10 +62,12 @@ class CaseSegmentation:
                            difference, uncertain)
 
     def uncertain_voxels(self, method: str) -> np.ndarray | None:
-        """Per input slice: Σ min(p, 1 − p) of ``method``'s probabilities (None without)."""
+        """Per input slice: Σ min(p, 1 − p) of ``method``'s probabilities, in input-grid
+        voxels like the slice areas (None without probabilities)."""
         if method not in self.probabilities:
             return None
-        return self.to_input_slices(uncertain_voxels(self.probabilities[method]), 0.0)
+        counts = uncertain_voxels(self.probabilities[method]) * self.mapping.pixel_area_ratio
+        return self.to_input_slices(counts, 0.0)
 
     def review_priority(self, method: str, scores: tuple[str, ...],
                         flag_fraction: float | None = None) -> np.ndarray:

@@ -56,6 +56,10 @@ class ClassifierStage(Stage):
         loss_fn = nn.BCEWithLogitsLoss()
         best_path = ctx.stage_dir(self.name) / "model.pt"
         val = ctx.val if len(ctx.val) else ctx.train
+        if cfg.train_on_validation and cfg.average_last is None:
+            raise ValueError("classifier.train_on_validation needs classifier.average_last: "
+                             "without weight averaging the validation patients select the epoch")
+        fit = ctx.train.joined(ctx.val) if cfg.train_on_validation and len(ctx.val) else ctx.train
         best = BestScore()
         average_from = averaging_start(cfg.epochs, cfg.average_last)
         average = AveragedModel(unwrap(model)) if average_from is not None else None
@@ -63,16 +67,16 @@ class ClassifierStage(Stage):
         def one_epoch(epoch: int) -> dict[str, float]:
             torch.manual_seed(seed + epoch)
             model.train()
-            order = shard(balanced_indices(ctx.train.labels, epoch_generator(seed, epoch)),
+            order = shard(balanced_indices(fit.labels, epoch_generator(seed, epoch)),
                           ctx.dist)
             losses = []
             rng = epoch_generator(seed, epoch, salt=1 + ctx.dist.rank)
             for chunk in batches(order, cfg.batch_size, drop_last=len(order) > cfg.batch_size):
-                x = to_device(ctx.train.images[chunk], ctx.device, ctx.profile.runtime)
+                x = to_device(fit.images[chunk], ctx.device, ctx.profile.runtime)
                 if cfg.augment:
                     x, _ = augment(x, [], rng, cfg.affine_degrees, cfg.affine_scale,
                                    cfg.affine_translate, cfg.intensity_jitter, cfg.gamma)
-                y = torch.as_tensor(ctx.train.labels[chunk], dtype=torch.float32,
+                y = torch.as_tensor(fit.labels[chunk], dtype=torch.float32,
                                     device=ctx.device)
                 with autocast(ctx.profile.runtime, ctx.device):
                     loss = loss_fn(model(x).float().reshape(-1), y)
@@ -80,7 +84,7 @@ class ClassifierStage(Stage):
                 loss.backward()
                 optimiser.step()
                 losses.append(loss.item())
-            recalibrate_batchnorm(unwrap(model), ctx.train.images[order], ctx)
+            recalibrate_batchnorm(unwrap(model), fit.images[order], ctx)
             scores = predict_scores(model, val.images, ctx)
             metrics = classifier_metrics(val.labels, scores)
             auc = metrics["auc"] if np.isfinite(metrics["auc"]) else 0.0
@@ -105,8 +109,8 @@ class ClassifierStage(Stage):
             # the average replaces the best epoch; a budget spent before averaging began
             # leaves the best epoch in place
             averaged = average.module
-            balanced = balanced_indices(ctx.train.labels, epoch_generator(seed, len(history)))
-            recalibrate_batchnorm(averaged, ctx.train.images[balanced], ctx)
+            balanced = balanced_indices(fit.labels, epoch_generator(seed, len(history)))
+            recalibrate_batchnorm(averaged, fit.images[balanced], ctx)
             save_model(best_path, averaged, {"stage": self.name, "epoch": len(history),
                                              "channels": ctx.train.channels,
                                              "averaged_epochs": int(average.n_averaged)})
