@@ -172,3 +172,10 @@ def test_evaluate_model_writes_metrics_filtering_and_report(
     shape = read_case(files).geometry.shape
     pred = sitk.ReadImage(str(out / "predictions" / case / f"{case}_combined.nii.gz"))
     assert sitk.GetArrayFromImage(pred).shape == shape
+    # the slice table follows the post-processed default: a slice it segments has its D (the
+    # table was blank there when D was looked up under "<method>_pp")
+    segmented = sitk.GetArrayFromImage(sitk.ReadImage(str(
+        out / "predictions" / case / f"{case}_self_trained_pp.nii.gz"))).any(axis=(1, 2))
+    with (out / "predictions" / case / f"{case}_slices.csv").open() as handle:
+        table = list(csv.DictReader(handle))
+    assert [row["difference_score"] != "" for row in table] == segmented.tolist()

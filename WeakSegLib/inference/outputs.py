@@ -122,9 +122,7 @@ def write_case(out_dir: Path, segmentation, methods: list[str], table_method: st
         paths.append(write_label_map(targets["labelmap"], labels, geometry, overwrite=overwrite))
         paths.append(write_seg_nrrd(targets["segmentation"], labels, geometry,
                                     overwrite=overwrite))
-    difference = segmentation.difference.get(table_method)      # l1_baseline has none
-    if difference is None:
-        difference = np.full(len(segmentation.slice_scores), np.nan, np.float32)
+    difference = segmentation.difference_of(table_method)
     priority = segmentation.review_priority(table_method, review.review_scores,
                                             review.review_flag_fraction)
     rows = slice_rows(segmentation.slice_scores, difference, priority, review.review_threshold)

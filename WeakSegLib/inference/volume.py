@@ -52,14 +52,21 @@ class CaseSegmentation:
         """Mask-free per-slice facts of ``method``'s segmentation for its review priority (a
         post-processed ``<method>_pp`` keeps its method's D where it still segments)."""
         base = method[:-3] if method.endswith("_pp") else method
-        difference = self.difference.get(method, self.difference.get(base))
-        if difference is None:
-            difference = np.full(len(self.slice_scores), np.nan, np.float32)
-        difference = np.where(self.labels[method].any(axis=(1, 2)), difference, np.nan)
         uncertain = self.uncertain_voxels(base)
+        difference = self.difference_of(method)
         return slice_stats({**self.review_labels, **self.labels}, method,
                            [m for m in REVIEW_OTHERS if m != base], self.slice_scores,
                            difference, uncertain)
+
+    def difference_of(self, method: str) -> np.ndarray:
+        """Per input slice: seed 000's D of ``method``'s segmentation, NaN where it is empty (a
+        post-processed ``<method>_pp`` keeps its method's D where it still segments; a method
+        without a score, such as l1_baseline, is NaN throughout)."""
+        base = method[:-3] if method.endswith("_pp") else method
+        difference = self.difference.get(method, self.difference.get(base))
+        if difference is None:
+            return np.full(len(self.slice_scores), np.nan, np.float32)
+        return np.where(self.labels[method].any(axis=(1, 2)), difference, np.nan)
 
     def uncertain_voxels(self, method: str) -> np.ndarray | None:
         """Per input slice: Σ min(p, 1 − p) of ``method``'s probabilities, in input-grid
