@@ -136,8 +136,12 @@ def test_a_case_runs_only_the_networks_its_methods_read() -> None:
             calls.append(self.name)
             return torch.sigmoid(x[:, :1])
 
+    from dataclasses import replace
+
     names = ("segmenter", "under", "over", "seed_only", "self_train")
-    bundle = SimpleNamespace(profile=get_profile("fast"), device=torch.device("cpu"),
+    profile = get_profile("fast")            # one call per network: no test-time flips here
+    profile = replace(profile, inference=replace(profile.inference, test_time_flips=()))
+    bundle = SimpleNamespace(profile=profile, device=torch.device("cpu"),
                              classifier=Net("classifier"), converter=Net("converter"),
                              segmenters={n: Net(n) for n in names})
     assert networks_for(bundle, ["self_trained"]) == {"self_train"}
