@@ -54,6 +54,9 @@ def test_refine_fine_tunes_the_self_trained_segmenter_only(tiny_run: Path,
     assert run.model_path == out / "self_train" / "model.pt"
     composition = run.metrics["composition"]
     assert composition["reviewed_slices"] == 2 and composition["known_slices"] > 0
+    repeat = profile.selftrain.review_repeat
+    assert composition["trained_rows_per_epoch"] == (
+        composition["known_slices"] + composition["reviewed_case_slices"] + 2 * (repeat - 1))
     assert run.metrics["epochs_run"] == 2
     assert np.isfinite(run.metrics["reviewed_tumour_slice_dice_after"])
     # the other networks are the base run's, byte for byte; the self-trained one has moved
@@ -70,6 +73,21 @@ def test_refine_fine_tunes_the_self_trained_segmenter_only(tiny_run: Path,
     again = train_mixed_cohort(cohort, out, profile, review_records=records, device="cpu",
                                base=tiny_run, resume=True, show_progress=False)
     assert again.metrics["epochs_run"] == 2
+
+
+def test_refine_without_own_output_trains_on_no_unreviewed_slice_of_a_reviewed_case(
+        tiny_run: Path, tiny_flair_t1_phantom: Path, tmp_path: Path) -> None:
+    """selftrain.review_own_output=false: the reviewed case's other slices do not train (their
+    base-network targets would repeat the error next to a corrected slice)."""
+    records, name, _ = _records(tiny_flair_t1_phantom, tmp_path)
+    cohort = discover_cohort(tiny_flair_t1_phantom).select([name])
+    profile = apply_overrides(get_profile("fast"), [*REFINE, "selftrain.review_own_output=false"])
+    run = train_mixed_cohort(cohort, tmp_path / "refined", profile, review_records=records,
+                             device="cpu", base=tiny_run, show_progress=False)
+    composition = run.metrics["composition"]
+    assert composition["reviewed_case_slices"] > composition["reviewed_slices"] == 2
+    assert composition["trained_rows_per_epoch"] == (
+        composition["known_slices"] + 2 * profile.selftrain.review_repeat)
 
 
 def test_refine_refuses_a_base_that_is_not_a_weak_run(tiny_flair_t1_phantom: Path,

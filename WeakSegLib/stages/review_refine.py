@@ -12,7 +12,8 @@ reviewed network itself goes on learning, from
   healthy;
 * the reviewed cases — every slice a reviewer accepted or corrected with its mask, counted
   ``selftrain.review_repeat`` times an epoch; their other slices with the base network's own
-  segmentation (empty where their slice label says healthy),
+  segmentation (empty where their slice label says healthy), unless
+  ``selftrain.review_own_output`` is off,
 
 for ``selftrain.review_epochs`` epochs at ``selftrain.lr × review_lr_factor``. The result is a
 complete weak bundle (every network of the base run copied, ``self_train`` replaced), so
@@ -73,7 +74,7 @@ def base_profile(base: Manifest, profile: Profile) -> Profile:
     return replace(recorded, selftrain=replace(
         recorded.selftrain, review_repeat=wanted.review_repeat,
         review_lr_factor=wanted.review_lr_factor, review_epochs=wanted.review_epochs,
-        time_budget_s=wanted.time_budget_s))
+        review_own_output=wanted.review_own_output, time_budget_s=wanted.time_budget_s))
 
 
 def copy_bundle(base_dir: Path, out_dir: Path, base: Manifest) -> None:
@@ -209,7 +210,10 @@ def _fine_tune(base_dir: Path, base: Manifest, reviewed: MixedSlices, out_dir: P
         return float(per_slice_dice(S[tumour] > threshold, targets[annotated][tumour]).mean())
 
     before = fit(own[reviewed.has_mask])
-    rows = np.concatenate([np.arange(len(joined)), np.repeat(annotated, cfg.review_repeat - 1)])
+    unreviewed = offset + np.flatnonzero(~reviewed.has_mask)
+    trained = np.arange(len(joined)) if cfg.review_own_output else \
+        np.setdiff1d(np.arange(len(joined)), unreviewed)
+    rows = np.concatenate([trained, np.repeat(annotated, cfg.review_repeat - 1)])
     model, history = train_mask_segmenter(ctx, STAGE, targets, rows, cfg, start=start.train(),
                                           lr=cfg.lr * cfg.review_lr_factor,
                                           epochs=cfg.review_epochs)
@@ -218,6 +222,7 @@ def _fine_tune(base_dir: Path, base: Manifest, reviewed: MixedSlices, out_dir: P
     metrics = {"refined_from": record, "epochs_run": len(history), "epochs": cfg.review_epochs,
                "lr": cfg.lr * cfg.review_lr_factor, "review_repeat": cfg.review_repeat,
                "composition": {"known_slices": offset, "reviewed_case_slices": len(reviewed),
+                               "trained_rows_per_epoch": len(rows),
                                "reviewed_slices": int(reviewed.has_mask.sum()),
                                "reviewed_tumour_slices": int(tumour.sum()),
                                "cases": len(joined.cases)},
