@@ -32,13 +32,14 @@ def case_inputs(npz_path: Path, method: str):
     """(CaseSliceCounts of ``method`` vs truth, SliceStats of ``method``) from one case file."""
     from WeakSegLib.inference.review import REVIEW_OTHERS, SliceStats, dice_2d
     from WeakSegLib.evaluation.review import CaseSliceCounts
+    from WeakSegLib.inference.volume import base_method
 
     with np.load(npz_path, allow_pickle=False) as npz:
         names = [str(n) for n in npz["methods"]]
         inter = npz["intersection"].astype(float)
         d, t = names.index(method), names.index("truth")
         area = inter[d, d]
-        base = method[:-3] if method.endswith("_pp") else method
+        base = base_method(method)
         difference = npz[f"difference_{base}"].astype(float)
         difference = np.where(area > 0, difference, np.nan)
         others = [names.index(o) for o in REVIEW_OTHERS if o in names and o not in (method, base)]

@@ -29,6 +29,11 @@ from .review import (AGREEMENT_SCORES, REVIEW_OTHERS, SliceStats, review_priorit
                      uncertain_voxels)
 
 
+def base_method(method: str) -> str:
+    """The method a post-processed ``<method>_pp`` came from (``method`` itself otherwise)."""
+    return method[:-3] if method.endswith("_pp") else method
+
+
 @dataclass
 class CaseSegmentation:
     """Everything ``segment`` writes and ``evaluate`` scores for one case."""
@@ -51,7 +56,7 @@ class CaseSegmentation:
     def review_stats(self, method: str) -> SliceStats:
         """Mask-free per-slice facts of ``method``'s segmentation for its review priority (a
         post-processed ``<method>_pp`` keeps its method's D where it still segments)."""
-        base = method[:-3] if method.endswith("_pp") else method
+        base = base_method(method)
         uncertain = self.uncertain_voxels(base)
         difference = self.difference_of(method)
         return slice_stats({**self.review_labels, **self.labels}, method,
@@ -62,8 +67,7 @@ class CaseSegmentation:
         """Per input slice: seed 000's D of ``method``'s segmentation, NaN where it is empty (a
         post-processed ``<method>_pp`` keeps its method's D where it still segments; a method
         without a score, such as l1_baseline, is NaN throughout)."""
-        base = method[:-3] if method.endswith("_pp") else method
-        difference = self.difference.get(method, self.difference.get(base))
+        difference = self.difference.get(method, self.difference.get(base_method(method)))
         if difference is None:
             return np.full(len(self.slice_scores), np.nan, np.float32)
         return np.where(self.labels[method].any(axis=(1, 2)), difference, np.nan)
