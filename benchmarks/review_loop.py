@@ -5,7 +5,9 @@ highest-priority slices (``review_priority`` of the segment table) of each patie
 truth replaces the default method's prediction on those slices. The retrained model is
 evaluated on the other pair, which nobody reviewed and no model saw; then the pairs swap.
 "Before" is the weak model's default output (self_trained + post-processing) on the same
-patients.
+patients. ``--reviewed training`` asks how many reviewed patients a gain needs: the reviewer
+corrects the top slices of every patient the fold's model was trained on (16, from their slice
+labels), and the refined model is scored on all four held-out patients.
 
     python benchmarks/review_loop.py --work /work/cv/run1 --predictions reeval_same_weights_new_code \
         [--run run_flair_sd1 --predictions reeval_flair_sd1_slices] [--folds 0,1] \
@@ -89,6 +91,11 @@ def main() -> None:
     parser.add_argument("--reviewer", choices=["perfect", "none"], default="perfect",
                         help="none: the control — the reviewed slices keep the prediction, so "
                         "only the extra training on the model's own output remains")
+    parser.add_argument("--reviewed", choices=["pair", "training"], default="pair",
+                        help="who is reviewed (refine only): 'pair' — two held-out patients, "
+                             "the other two evaluated, then swapped; 'training' — every "
+                             "training patient of the fold (the cohort the radiologist gave "
+                             "slice labels for), all four held-out patients evaluated")
     parser.add_argument("--set", action="append", default=[], help="profile overrides")
     parser.add_argument("--out", type=Path, default=RESULTS / "review_loop.json")
     parser.add_argument("--scratch", type=Path, default=None,
@@ -124,7 +131,7 @@ def main() -> None:
     cohort = discover_cohort(DATA)
     profile = apply_overrides(get_profile("fast"), args.set)
     result: dict = {"machine": describe_machine(), "variant": args.variant,
-                    "reviewer": args.reviewer,
+                    "reviewer": args.reviewer, "reviewed": args.reviewed,
                     "reviewed_slices_per_case": REVIEWED_SLICES, "method": args.method,
                     "settings": args.set, "per_case": {}, "runs": []}
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="review_loop_"))
@@ -156,14 +163,28 @@ def main() -> None:
                 segment_cohort(weak, cohort.select(list(fold["train"]) + list(fold["inner_val"])
                                                    + test), accepted,
                                [weak.profile.inference.default_method], show_progress=False)
-        for reviewed, held in ((test[:2], test[2:]), (test[2:], test[:2])):
-            tag = f"fold{k}_review_{'+'.join(reviewed)}"
+        review_dir = pred_dir
+        pairs = ((test[:2], test[2:]), (test[2:], test[:2]))
+        if args.reviewed == "training":
+            if args.variant != "refine":
+                parser.error("--reviewed training needs --variant refine")
+            # the weak model segments the patients it learned from (their slice labels only);
+            # the reviewer corrects each one's top slices; all four test patients are scored
+            review_dir = scratch / f"fold{k}_segment_train"
+            trained_on = list(fold["train"]) + list(fold["inner_val"])
+            if not (review_dir / "weakseg_segment.json").is_file():
+                segment_cohort(weak, cohort.select(trained_on), review_dir, [reviewed_method],
+                               show_progress=True)
+            pairs = ((trained_on, test),)
+        for reviewed, held in pairs:
+            tag = f"fold{k}_review_" + ("training" if args.reviewed == "training"
+                                        else "+".join(reviewed))
             work = scratch / f"{tag}_{args.variant}_{len(list(scratch.glob(tag + '*')))}"
             (work / "reviews").mkdir(parents=True)
             records = []
             for case in cohort.select(reviewed):
                 map_path = work / "reviews" / f"{case.name}_reviewed.nii.gz"
-                for z in reviewed_label_map(pred_dir, case, reviewed_method, REVIEWED_SLICES,
+                for z in reviewed_label_map(review_dir, case, reviewed_method, REVIEWED_SLICES,
                                             map_path, perfect=args.reviewer == "perfect"):
                     records.append({"case": case.name, "slice": z, "status": "corrected",
                                     "reviewer": "simulated", "time": "2026-11-30T00:00:00+00:00",

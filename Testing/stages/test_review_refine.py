@@ -131,3 +131,33 @@ def test_cli_base(tiny_run: Path, tiny_flair_t1_phantom: Path, tmp_path: Path,
     exported = tmp_path / "exported"                    # and exports like any weak run
     assert main(["export-model", "--model", str(out), "--out", str(exported), "--quiet"]) == 0
     assert (exported / "self_train" / "model.pt").is_file()
+
+
+def test_a_reviewed_training_case_trains_once_as_reviewed(tiny_run: Path,
+                                                         tiny_flair_t1_phantom: Path,
+                                                         tmp_path: Path) -> None:
+    """A radiologist reviewing a case the base run trained on: its slices leave the known set
+    (the base network's output on them) and come back once, with the reviewer's corrections."""
+    from WeakSegLib.data.slices import SliceSet
+
+    manifest = Manifest.load(tiny_run)
+    known = SliceSet.load(tiny_run / "data" / "slices.npz").for_cases(
+        manifest.data["split"]["train"])
+    name = manifest.data["split"]["train"][0]
+    case_slices = int((np.asarray(known.cases)[known.case_index] == name).sum())
+    mask = sitk.GetArrayFromImage(sitk.ReadImage(str(
+        discover_cohort(tiny_flair_t1_phantom).select([name]).cases[0].mask)))
+    z = int(np.flatnonzero(mask.reshape(len(mask), -1).any(axis=1))[0]) if mask.any() else 0
+    records = tmp_path / "records.json"
+    records.write_text(json.dumps([{"case": name, "slice": z, "status": "corrected",
+                                    "reviewer": "r", "time": "2026-11-30T00:00:00Z",
+                                    "mask_path": str(discover_cohort(tiny_flair_t1_phantom)
+                                                     .select([name]).cases[0].mask)}]))
+    run = train_mixed_cohort(discover_cohort(tiny_flair_t1_phantom).select([name]),
+                             tmp_path / "refined", apply_overrides(get_profile("fast"), REFINE),
+                             review_records=records, device="cpu", base=tiny_run,
+                             show_progress=False)
+    composition = run.metrics["composition"]
+    assert case_slices > 0
+    assert composition["known_slices"] == len(known) - case_slices
+    assert composition["reviewed_slices"] == 1

@@ -91,9 +91,10 @@ def copy_bundle(base_dir: Path, out_dir: Path, base: Manifest) -> None:
             shutil.copy2(base_dir / relative, out_dir / relative)
 
 
-def _known_slices(base_dir: Path, base: Manifest, threshold: float
-                  ) -> tuple[SliceSet | None, np.ndarray | None]:
-    """The base run's training slices and its own self-trained segmentation of them."""
+def _known_slices(base_dir: Path, base: Manifest, threshold: float,
+                  reviewed_cases: list[str]) -> tuple[SliceSet | None, np.ndarray | None]:
+    """The base run's training slices and its own self-trained segmentation of them, less the
+    ``reviewed_cases`` (a training case a reviewer looked at trains once, as reviewed)."""
     if not (base_dir / SLICE_CACHE).is_file() or not (base_dir / STAGE / PROBABILITIES).is_file():
         return None, None
     slices = SliceSet.load(base_dir / SLICE_CACHE).for_cases(base.data["split"]["train"])
@@ -101,7 +102,10 @@ def _known_slices(base_dir: Path, base: Manifest, threshold: float
     if len(S) != len(slices):
         return None, None
     targets = (S > threshold) & (slices.labels == 1)[:, None, None]
-    return slices, targets
+    keep = np.flatnonzero(~np.isin(np.asarray(slices.cases)[slices.case_index], reviewed_cases))
+    if not len(keep):
+        return None, None
+    return slices.subset(keep), targets[keep]
 
 
 def _joined(known: SliceSet | None, reviewed: MixedSlices) -> SliceSet:
@@ -188,7 +192,8 @@ def _fine_tune(base_dir: Path, base: Manifest, reviewed: MixedSlices, out_dir: P
     started = time.monotonic()
     events.stage_start(STAGE)
     start = load_segmenter(base_dir, device, STAGE)
-    known, known_targets = _known_slices(base_dir, base, threshold)
+    looked_at = sorted({reviewed.cases[int(i)] for i in reviewed.case_index[reviewed.has_mask]})
+    known, known_targets = _known_slices(base_dir, base, threshold, looked_at)
     joined = _joined(known, reviewed)
     ctx = RunContext(out_dir, profile, device, joined, joined.subset(np.arange(0)), events,
                      show_progress=show_progress, settings=record)
