@@ -222,3 +222,42 @@ def test_test_time_flips_on_the_classifier_average_its_score_over_the_flipped_pa
                                  classifier=LeftColumn(), converter=None, segmenters={})
         out = _patch_outputs(bundle, patches, 0, batch_size=2)
         np.testing.assert_allclose(out["score"], expected, atol=1e-6)
+
+
+def test_slice_scores_are_smoothed_along_z_in_millimetres() -> None:
+    """inference.slice_score_sigma_mm: a lone high slice falls below a run of equally high
+    slices (a tumour spans slices), the same σ in mm smooths thick slices less, 0 is off."""
+    from WeakSegLib.inference.volume import smooth_along_z
+
+    scores = np.zeros(21, np.float32)
+    scores[3] = 0.9                        # one slice alone
+    scores[10:16] = 0.9                    # a run of six
+    smoothed = smooth_along_z(scores, 2.0, 1.0)
+    assert smoothed[3] < 0.5 < smoothed[12]
+    assert smoothed[2] > 0 and smoothed.dtype == np.float32
+    thick = smooth_along_z(scores, 2.0, 5.0)
+    assert smoothed[3] < thick[3] < 0.9
+    np.testing.assert_array_equal(smooth_along_z(scores, 0.0, 1.0), scores)
+
+
+def test_segment_case_reports_the_smoothed_slice_score(tiny_run, tiny_flair_t1_phantom) -> None:
+    """segment's slice score is the classifier's per-slice maximum smoothed by σ / z spacing."""
+    from dataclasses import replace
+
+    from WeakSegLib.data.cohort import discover_cohort
+    from WeakSegLib.data.reader import read_case
+    from WeakSegLib.inference.bundle import load_bundle
+    from WeakSegLib.inference.volume import segment_case, smooth_along_z
+
+    bundle = load_bundle(tiny_run, "cpu")
+    case = read_case(discover_cohort(tiny_flair_t1_phantom).cases[0])
+    results = {}
+    for sigma in (0.0, 3.0):
+        bundle.profile = replace(bundle.profile, inference=replace(
+            bundle.profile.inference, slice_score_sigma_mm=sigma))
+        results[sigma] = segment_case(bundle, case, ["self_trained"]).slice_scores
+    assert results[0.0].max() > 0
+    np.testing.assert_allclose(results[3.0], smooth_along_z(results[0.0], 3.0,
+                                                            case.geometry.spacing_zyx[0]),
+                               atol=1e-6)
+    assert not np.allclose(results[3.0], results[0.0])

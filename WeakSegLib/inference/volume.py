@@ -240,13 +240,25 @@ def segment_case(bundle: Bundle, case: CaseVolumes, methods: list[str],
     else:       # no classifier: the method's highest probability on the slice
         first = probabilities[methods[0]] if methods else np.zeros((depth, 1), np.float32)
         per_slice = first.reshape(depth, -1).max(axis=1, initial=0.0)
-    result.slice_scores = result.to_input_slices(per_slice, 0.0)
+    result.slice_scores = smooth_along_z(result.to_input_slices(per_slice, 0.0),
+                                         cfg.inference.slice_score_sigma_mm,
+                                         case.geometry.spacing_zyx[0])
     result.difference = {m: result.to_input_slices(d, np.nan) for m, d in difference.items()}
     result.review_labels = review_labels
     result.frame = case.frame
     result.seconds = time.monotonic() - started
     result.extra = {"n_patches": len(grid), "gate": bundle.gate}
     return result
+
+
+def smooth_along_z(scores: np.ndarray, sigma_mm: float, spacing_mm: float) -> np.ndarray:
+    """Per-slice scores smoothed by a Gaussian of ``sigma_mm`` along z (0: unchanged).
+    A tumour spans many slices; a 2D classifier judges each alone, so one slice's score is
+    noisy where its neighbours agree. Outside the scored slices counts as 0 (no tumour)."""
+    if not sigma_mm or len(scores) == 0:
+        return np.asarray(scores, np.float32)
+    return ndimage.gaussian_filter1d(np.asarray(scores, np.float64), sigma_mm / spacing_mm,
+                                     mode="constant", cval=0.0).astype(np.float32)
 
 
 def l1_baseline(flair: np.ndarray, variant: np.ndarray, mapping: GridMapping,
