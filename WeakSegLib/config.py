@@ -209,6 +209,14 @@ class SelfTrainConfig:
     # unreviewed patients): True 0.797 → 0.799, False → 0.799; neither beats its own control
     # (reviewer changing nothing) — README "The review loop". Kept True.
     review_own_output: bool = True
+    # Patient-level validation of a review (issue 13): this share of the reviewed patients
+    # (⌊share × n⌋; none below 1, so a review of fewer than 1/share patients trains on all) is
+    # held out of the fine-tuning, and the epoch — 0 being the base network itself — whose
+    # volume Dice on their reviewed slices is highest is kept. A correction can teach the
+    # network something that hurts other patients (fold 0 of the loop with every training
+    # patient reviewed: two held-out patients 0.38/0.84 → 0.24/0.56); the reviewer's own other
+    # patients are the only ones that can tell. None: off.
+    review_validation_fraction: float | None = None
 
 
 @dataclass(frozen=True)

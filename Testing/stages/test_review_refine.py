@@ -161,3 +161,53 @@ def test_a_reviewed_training_case_trains_once_as_reviewed(tiny_run: Path,
     assert case_slices > 0
     assert composition["known_slices"] == len(known) - case_slices
     assert composition["reviewed_slices"] == 1
+
+
+def test_refine_with_validation_patients_keeps_their_best_epoch(tiny_run: Path,
+                                                                tiny_flair_t1_phantom: Path,
+                                                                tmp_path: Path) -> None:
+    """selftrain.review_validation_fraction: ⌊share × n⌋ reviewed patients leave the fine-tuning
+    and choose the epoch kept (0 = the base network) by volume Dice on their reviewed slices."""
+    cases = discover_cohort(tiny_flair_t1_phantom).with_masks()
+    records = []
+    for case in cases:
+        mask = sitk.GetArrayFromImage(sitk.ReadImage(str(case.mask)))
+        for z in np.flatnonzero(mask.reshape(len(mask), -1).any(axis=1))[:2]:
+            records.append({"case": case.name, "slice": int(z), "status": "corrected",
+                            "reviewer": "r", "time": "2026-11-30T00:00:00Z",
+                            "mask_path": str(case.mask)})
+    reviewed = sorted({r["case"] for r in records})
+    assert len(reviewed) >= 2
+    path = tmp_path / "records.json"
+    path.write_text(json.dumps(records))
+    profile = apply_overrides(get_profile("fast"), [*REFINE,
+                                                    "selftrain.review_validation_fraction=0.5"])
+    run = train_mixed_cohort(cases.select(reviewed), tmp_path / "refined", profile,
+                             review_records=path, device="cpu", base=tiny_run,
+                             show_progress=False)
+    metrics = run.metrics
+    validation = metrics["validation_cases"]
+    assert len(validation) == len(reviewed) // 2 and set(validation) <= set(reviewed)
+    scores = [metrics["validation_dice_base"], *(h["validation_dice"] for h in
+                                                 metrics["history"])]
+    assert metrics["kept_epoch"] == int(np.argmax(scores))
+    # the validation patients' slices did not train: fewer rows than without validation
+    held_slices = sum(1 for r in records if r["case"] in validation)
+    composition = metrics["composition"]
+    assert composition["trained_rows_per_epoch"] < (
+        composition["known_slices"] + composition["reviewed_case_slices"]
+        + (composition["reviewed_slices"] - held_slices) * (profile.selftrain.review_repeat - 1))
+    kept_base = metrics["kept_epoch"] == 0
+    same = file_hash(tmp_path / "refined" / "self_train" / "model.pt") == file_hash(
+        tiny_run / "self_train" / "model.pt")
+    assert not (tmp_path / "refined" / "self_train" / "best.pt").exists()
+    if kept_base:      # the base network itself, weights unchanged (the file's metadata differs)
+        import torch
+
+        from WeakSegLib.models.unet import UNet
+        from WeakSegLib.models.weights import load_model_state
+        a = load_model_state(tmp_path / "refined" / "self_train" / "model.pt", UNet.architecture)[0]
+        b = load_model_state(tiny_run / "self_train" / "model.pt", UNet.architecture)[0]
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    else:
+        assert not same

@@ -15,7 +15,10 @@ reviewed network itself goes on learning, from
   segmentation (empty where their slice label says healthy), unless
   ``selftrain.review_own_output`` is off,
 
-for ``selftrain.review_epochs`` epochs at ``selftrain.lr × review_lr_factor``. The result is a
+for ``selftrain.review_epochs`` epochs at ``selftrain.lr × review_lr_factor``. With
+``selftrain.review_validation_fraction`` some reviewed patients stay out of the fine-tuning and
+choose the epoch kept (0: the base network, unchanged) by the volume Dice on their reviewed
+slices: patient-level validation, as the classifier's. The result is a
 complete weak bundle (every network of the base run copied, ``self_train`` replaced), so
 ``segment``, ``evaluate``, ``export-model`` and the panel open it like any other run; its
 manifest records the base run, its manifest hash and the review inputs.
@@ -37,13 +40,15 @@ from ..data.errors import InputError
 from ..data.cohort import Cohort
 from ..data.mixed_slices import MixedSlices
 from ..data.slices import SliceLabels, SliceSet
-from ..evaluation.metrics import per_slice_dice
+from ..evaluation.metrics import per_slice_dice, volume_dice
 from ..events import EventWriter, TeeEventWriter
 from ..manifest import Manifest, file_hash
-from ..models.weights import save_model
+from ..models.unet import UNet
+from ..models.weights import load_model, load_model_state, save_model
 from ..progress import track
 from ..runtime import resolve_device
 from .base import RunContext
+from .common import BestScore
 from .mixed import MixedInputs
 from .run_folder import CLASSIFIER_SCORES, METRICS, MODEL, PROBABILITIES, SLICE_CACHE, \
     load_probabilities
@@ -74,7 +79,9 @@ def base_profile(base: Manifest, profile: Profile) -> Profile:
     return replace(recorded, selftrain=replace(
         recorded.selftrain, review_repeat=wanted.review_repeat,
         review_lr_factor=wanted.review_lr_factor, review_epochs=wanted.review_epochs,
-        review_own_output=wanted.review_own_output, time_budget_s=wanted.time_budget_s))
+        review_own_output=wanted.review_own_output,
+        review_validation_fraction=wanted.review_validation_fraction,
+        time_budget_s=wanted.time_budget_s))
 
 
 def copy_bundle(base_dir: Path, out_dir: Path, base: Manifest) -> None:
@@ -118,6 +125,46 @@ def _joined(known: SliceSet | None, reviewed: MixedSlices) -> SliceSet:
                     np.concatenate([known.case_index, reviewed.case_index + offset]),
                     np.concatenate([known.slice_index, reviewed.slice_index]),
                     [*known.cases, *reviewed.cases], list(known.channels))
+
+
+def _validation_cases(cases: list[str], fraction: float | None, seed: int) -> list[str]:
+    """⌊fraction × n⌋ of the reviewed ``cases``, drawn with the run's seed (none when off)."""
+    count = int(np.floor((fraction or 0.0) * len(cases)))
+    if count < 1:
+        return []
+    return sorted(np.random.default_rng(seed).choice(sorted(cases), count,
+                                                     replace=False).tolist())
+
+
+class KeepBest:
+    """The fine-tuning's epoch with the highest volume Dice on the validation patients'
+    reviewed slices, saved to ``path`` (its score checkpointed, so a resume keeps it)."""
+
+    def __init__(self, path: Path, images: np.ndarray, targets: np.ndarray, threshold: float,
+                 ctx: RunContext) -> None:
+        self.path, self.images, self.targets = path, images, targets > 0
+        self.threshold, self.ctx, self.best = threshold, ctx, BestScore()
+        self.base_score = float("nan")
+
+    def __call__(self, epoch: int, network: torch.nn.Module) -> dict[str, float]:
+        segmented = predict_probabilities(network, self.images, self.ctx) > self.threshold
+        score = volume_dice(segmented, self.targets)
+        if epoch == 0:
+            self.base_score = score
+        if self.best.improves(score):
+            save_model(self.path, network, {"stage": STAGE, "epoch": epoch,
+                                            "validation_dice": score})
+        return {"validation_dice": score}
+
+    def state_dict(self) -> dict[str, float]:
+        return {**self.best.state_dict(), "base": self.base_score}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.best.load_state_dict(state)
+        self.base_score = float(state["base"])
+
+    def kept_epoch(self) -> int:
+        return int(load_model_state(self.path, UNet.architecture)[1]["epoch"])
 
 
 def refine_with_review(base_dir: str | Path, cohort: Cohort, inputs: MixedInputs,
@@ -218,14 +265,35 @@ def _fine_tune(base_dir: Path, base: Manifest, reviewed: MixedSlices, out_dir: P
     unreviewed = offset + np.flatnonzero(~reviewed.has_mask)
     trained = np.arange(len(joined)) if cfg.review_own_output else \
         np.setdiff1d(np.arange(len(joined)), unreviewed)
-    rows = np.concatenate([trained, np.repeat(annotated, cfg.review_repeat - 1)])
-    model, history = train_mask_segmenter(ctx, STAGE, targets, rows, cfg, start=start.train(),
-                                          lr=cfg.lr * cfg.review_lr_factor,
-                                          epochs=cfg.review_epochs)
+    validation = _validation_cases(looked_at, cfg.review_validation_fraction,
+                                   profile.runtime.seed)
+    held = offset + np.flatnonzero(np.isin(np.asarray(reviewed.cases)[reviewed.case_index],
+                                           validation))
+    trained = np.setdiff1d(trained, held)
+    repeated = np.setdiff1d(annotated, held)
+    rows = np.concatenate([trained, np.repeat(repeated, cfg.review_repeat - 1)])
+    keeper = None
+    if validation:
+        keeper = KeepBest(ctx.stage_dir(STAGE) / "best.pt", joined.images[np.intersect1d(
+            held, annotated)], targets[np.intersect1d(held, annotated)], threshold, ctx)
+        if not (ctx.stage_dir(STAGE) / "checkpoint.pt").is_file():
+            keeper(0, start)                       # the base network is a candidate too
+    model, history = train_mask_segmenter(
+        ctx, STAGE, targets, rows, cfg, start=start.train(), lr=cfg.lr * cfg.review_lr_factor,
+        epochs=cfg.review_epochs, after_epoch=keeper,
+        extra_state=None if keeper is None else {"best": keeper})
+    kept = len(history)
+    if keeper is not None:
+        kept = keeper.kept_epoch()
+        if kept < len(history):                 # an earlier epoch (or the base) did better
+            model = load_model(ctx.stage_dir(STAGE) / "best.pt", UNet.architecture,
+                               device)[0].eval()
     after = fit(predict_probabilities(model, joined.images[annotated], ctx))
     seconds = round(time.monotonic() - started, 2)
     metrics = {"refined_from": record, "epochs_run": len(history), "epochs": cfg.review_epochs,
                "lr": cfg.lr * cfg.review_lr_factor, "review_repeat": cfg.review_repeat,
+               "validation_cases": validation, "kept_epoch": kept,
+               "validation_dice_base": None if keeper is None else keeper.base_score,
                "composition": {"known_slices": offset, "reviewed_case_slices": len(reviewed),
                                "trained_rows_per_epoch": len(rows),
                                "reviewed_slices": int(reviewed.has_mask.sum()),
@@ -240,6 +308,7 @@ def _fine_tune(base_dir: Path, base: Manifest, reviewed: MixedSlices, out_dir: P
             "refined_from": record["run"]}), ctx.write_json(STAGE, METRICS, metrics)):
         events.artefact(STAGE, path)
     (stage_dir / "checkpoint.pt").unlink(missing_ok=True)
+    (stage_dir / "best.pt").unlink(missing_ok=True)
     events.metric(STAGE, "reviewed_tumour_slice_dice_after", after)
     events.stage_end(STAGE, seconds)
     return metrics

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import zlib
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -97,11 +98,15 @@ def flair_evidence(masks: np.ndarray, flair: np.ndarray, sd: float) -> np.ndarra
 
 def train_mask_segmenter(ctx: RunContext, name: str, masks: np.ndarray, rows: np.ndarray,
                          cfg: SelfTrainConfig, start: torch.nn.Module | None = None,
-                         lr: float | None = None, epochs: int | None = None
+                         lr: float | None = None, epochs: int | None = None,
+                         after_epoch: Callable[[int, torch.nn.Module], dict[str, float]]
+                         | None = None, extra_state: dict[str, Any] | None = None
                          ) -> tuple[torch.nn.Module, list[dict[str, float]]]:
     """A segmenter on ``rows`` of the training slices (a row may repeat: it then counts that
     often) against ``masks``, with flips, a small affine and intensity augmentation, resumably
-    (checkpoint in ``<run>/<name>/``). Fresh, or fine-tuned from ``start`` at ``lr``."""
+    (checkpoint in ``<run>/<name>/``). Fresh, or fine-tuned from ``start`` at ``lr``.
+    ``after_epoch(epoch, network)`` adds figures to each epoch's record (a validation);
+    ``extra_state`` (objects with state_dict/load_state_dict) is checkpointed with the model."""
     if not len(rows):
         raise InputError(ctx.run_dir, f"{name}: no training slice to learn from")
     seed, salt = ctx.profile.runtime.seed, zlib.crc32(name.encode())
@@ -132,11 +137,12 @@ def train_mask_segmenter(ctx: RunContext, name: str, masks: np.ndarray, rows: np
             records.append({"loss": float(loss.detach()),
                             **{k: float(v.detach()) for k, v in parts.items()}})
         scheduler.step()
-        return {**mean_records(records), "lr": lr}
+        extra = after_epoch(epoch + 1, unwrap(model)) if after_epoch is not None else {}
+        return {**mean_records(records), "lr": lr, **extra}
 
     history = run_epochs(ctx, name, cfg.epochs if epochs is None else epochs, cfg.time_budget_s,
-                         {"model": model, "optimiser": optimiser, "scheduler": scheduler},
-                         one_epoch)
+                         {"model": model, "optimiser": optimiser, "scheduler": scheduler,
+                          **(extra_state or {})}, one_epoch)
     unet = unwrap(model)
     recalibrate_batchnorm(unet, images[np.unique(rows)], ctx)
     return unet.eval(), history
