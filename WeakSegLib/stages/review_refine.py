@@ -151,7 +151,7 @@ class KeepBest:
         score = volume_dice(segmented, self.targets)
         if epoch == 0:
             self.base_score = score
-        if self.best.improves(score):
+        if self.best.improves(score) and self.ctx.dist.is_main:
             save_model(self.path, network, {"stage": STAGE, "epoch": epoch,
                                             "validation_dice": score})
         return {"validation_dice": score}
