@@ -58,3 +58,37 @@ def test_model_default_reads_the_shipped_bundle(tiny_run: Path, tmp_path: Path,
     monkeypatch.setenv("WEAKSEG_DEFAULT_MODEL", str(tmp_path / "nowhere"))
     assert main(["segment", "--model", "default", "--input", str(case), "--out",
                  str(tmp_path / "seg2"), "--quiet"]) == 2
+
+
+def test_export_keeps_in_float32_what_float16_cannot_hold(tiny_run: Path, tmp_path: Path) -> None:
+    """A BatchNorm running variance beyond float16's range (the default model had 5·10⁵) would
+    become inf and empty its layer: such a tensor stays float32, the others are halved, and the
+    exported network computes what the run's computes."""
+    from WeakSegLib.export.bundle import half_weights
+    from WeakSegLib.models.unet import UNet
+    from WeakSegLib.models.weights import load_model
+
+    source = tmp_path / "big.pt"
+    payload = torch.load(tiny_run / "self_train" / "model.pt", weights_only=True)
+    name = next(k for k in payload["state_dict"] if k.endswith("running_var"))
+    payload["state_dict"][name] = payload["state_dict"][name] * 0 + 5e5
+    torch.save(payload, source)
+    target = half_weights(source, tmp_path / "half.pt")
+    state = torch.load(target, weights_only=True)["state_dict"]
+    assert state[name].dtype == torch.float32 and torch.isfinite(state[name]).all()
+    assert sum(v.dtype == torch.float16 for v in state.values()) > 1
+    full, _ = load_model(source, UNet.architecture)
+    half, _ = load_model(target, UNet.architecture)
+    x = torch.rand(2, len(payload["metadata"].get("channels", [])) or 2, 64, 64)
+    with torch.no_grad():
+        a, b = torch.sigmoid(full.eval()(x)), torch.sigmoid(half.eval()(x))
+    assert torch.isfinite(b).all() and (a - b).abs().max() < 0.05
+
+
+def test_export_in_float32_writes_every_stage(tiny_run: Path, tmp_path: Path) -> None:
+    summary = export_bundle(tiny_run, tmp_path / "full", ["self_trained"], half=False)
+    payload = torch.load(tmp_path / "full" / "self_train" / "model.pt", weights_only=True)
+    assert {v.dtype for v in payload["state_dict"].values() if v.is_floating_point()} == {
+        torch.float32}
+    assert load_bundle(tmp_path / "full", "cpu").methods[0] == "self_trained"
+    assert summary["stages"] == ["classifier", "converter", "self_train"]
