@@ -33,3 +33,14 @@ def shipped_default_model() -> Path | None:
     """The default bundle's folder when one is there (it has a manifest.json), else None."""
     folder = default_model_dir()
     return folder if (folder / "manifest.json").is_file() else None
+
+
+#: the real four-channel BraTS cases the project's tests and benchmarks read, beside the
+#: repository (``../shared/data/``); the demo evaluates the shipped model on them when present
+SHARED_REAL_CASES = Path("..") / "shared" / "data" / "brats2018-multimodal"
+
+
+def shared_real_cases() -> Path | None:
+    """``../shared/data/brats2018-multimodal`` beside the repository when it is there."""
+    folder = Path(__file__).resolve().parents[1] / SHARED_REAL_CASES
+    return folder.resolve() if folder.is_dir() else None

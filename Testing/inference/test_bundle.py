@@ -75,3 +75,40 @@ def test_gate_is_set_on_the_validation_patients_when_they_have_tumour(tmp_path: 
     gate = gate_threshold(run, profile, {"train": ["A"], "val": ["B"]})
     assert (val_scores >= gate).mean() >= 0.98 and gate < 0.05
     assert gate_threshold(run, profile, {"train": ["A"], "val": []}) == 0.5
+
+
+def test_the_demo_reports_the_default_model_only_on_patients_it_never_saw(
+        tiny_run: Path, tiny_flair_t1_phantom: Path, tmp_path: Path, monkeypatch,
+        capsys) -> None:
+    """``weakseg demo``'s real part: the shipped model is evaluated on the cases of the folder
+    outside its recorded split, and says so when there are none."""
+    import argparse
+
+    from WeakSegLib.cli import _demo_real_cases
+    from WeakSegLib.data.cohort import discover_cohort
+    from WeakSegLib.events import EventWriter
+    from WeakSegLib.inference.bundle import unseen_cases
+    from WeakSegLib.paths import DEFAULT_MODEL_ENV
+
+    cohort = discover_cohort(tiny_flair_t1_phantom).with_masks()
+    assert unseen_cases(load_bundle(tiny_run, "cpu"), cohort) == []
+    model = tmp_path / "model"
+    shutil.copytree(tiny_run, model)
+    manifest = json.loads((model / "manifest.json").read_text())
+    left_out = cohort.names[0]
+    manifest["split"] = {k: [n for n in v if n != left_out] for k, v in manifest["split"].items()}
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    assert unseen_cases(load_bundle(model, "cpu"), cohort) == [left_out]
+
+    args = argparse.Namespace(real=tiny_flair_t1_phantom, no_real=False, device="cpu",
+                              quiet=False, events=None)
+    monkeypatch.setenv(DEFAULT_MODEL_ENV, str(tiny_run))
+    _demo_real_cases(args, tmp_path / "demo_seen", EventWriter())
+    assert "was seen by the default model" in capsys.readouterr().out
+    assert not (tmp_path / "demo_seen" / "real_report").exists()
+    monkeypatch.setenv(DEFAULT_MODEL_ENV, str(model))
+    _demo_real_cases(args, tmp_path / "demo", EventWriter())
+    said = capsys.readouterr().out
+    assert f"never saw: {left_out}" in said and "flair_threshold" in said
+    report = json.loads((tmp_path / "demo" / "real_report" / "metrics.json").read_text())
+    assert list(report["methods"]["flair_threshold"]["per_case"]) == [left_out]

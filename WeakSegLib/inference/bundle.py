@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..config import Profile, profile_from_dict
+from ..data.cohort import Cohort
 from ..data.errors import InputError
 from ..data.slices import load_labels
 from ..manifest import Manifest
@@ -70,6 +71,13 @@ class Bundle:
         return [m for m, needs in METHOD_STAGES.items()
                 if all(s in self.segmenters for s in needs)
                 and (weak or m in STANDALONE_METHODS)]
+
+
+def unseen_cases(bundle: Bundle, cohort: Cohort) -> list[str]:
+    """The cases of ``cohort`` this bundle never trained or validated on (its recorded split):
+    the only ones its figures may be reported on."""
+    seen = {name for names in bundle.split.values() for name in names}
+    return [name for name in cohort.names if name not in seen]
 
 
 def load_bundle(run_dir: str | Path, device: str = "auto") -> Bundle:
