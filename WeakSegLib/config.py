@@ -350,6 +350,11 @@ class RuntimeConfig:
     cudnn_benchmark: bool = False
     num_workers: int = 0
     seed: int = 0
+    # A stage's epoch checkpoint is written after its first and last epoch and otherwise at
+    # most this often (seconds): the demo's over-segmenter ran 668 one-slice epochs and spent
+    # ~80 of its 96 s writing checkpoints (issue 12's demo time). A kill loses at most this
+    # much training; a resumed stage repeats the same epochs (each epoch is seeded).
+    checkpoint_every_s: float = 10.0
 
 
 @dataclass(frozen=True)

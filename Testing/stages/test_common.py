@@ -50,3 +50,35 @@ def test_recalibrated_batchnorm_matches_the_data(tmp_path: Path) -> None:
         features = model[0](torch.as_tensor(images))
     torch.testing.assert_close(model[1].running_mean, features.mean(dim=(0, 2, 3)),
                                rtol=1e-4, atol=1e-4)
+
+
+def test_epoch_checkpoints_are_written_first_last_and_at_most_every_few_seconds(
+        tmp_path: Path, monkeypatch) -> None:
+    """runtime.checkpoint_every_s: 50 instant epochs write the first and the last checkpoint
+    only; with 0 every epoch is saved (a killed stage resumes after its last save)."""
+    from dataclasses import replace
+
+    from WeakSegLib.events import EventWriter
+    from WeakSegLib.stages import base
+    from WeakSegLib.stages.checkpoint import EpochCheckpoint
+
+    profile = get_profile("fast")
+    profile = replace(profile, runtime=replace(profile.runtime, checkpoint_every_s=3600.0))
+    data = SliceSet(np.zeros((2, 1, 4, 4), np.float32), np.zeros(2, np.uint8), np.zeros(2, int),
+                    np.arange(2), ["A"], ["flair"])
+    ctx = RunContext(tmp_path, profile, torch.device("cpu"), data, data, EventWriter(),
+                     show_progress=False)
+    saves: list[int] = []
+    original = EpochCheckpoint.save
+    monkeypatch.setattr(EpochCheckpoint, "save",
+                        lambda self, epoch, extra: (saves.append(epoch), original(self, epoch,
+                                                                                   extra))[1])
+    model = torch.nn.Linear(1, 1)
+    history = base.run_epochs(ctx, "toy", 50, None, {"model": model}, lambda e: {"loss": 0.0})
+    assert len(history) == 50 and saves == [1, 50]
+    every = replace(profile, runtime=replace(profile.runtime, checkpoint_every_s=0.0))
+    saves.clear()
+    ctx2 = RunContext(tmp_path / "b", every, torch.device("cpu"), data, data, EventWriter(),
+                      show_progress=False)
+    base.run_epochs(ctx2, "toy", 5, None, {"model": model}, lambda e: {"loss": 0.0})
+    assert saves == [1, 2, 3, 4, 5]

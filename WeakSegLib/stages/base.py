@@ -68,7 +68,8 @@ def run_epochs(ctx: RunContext, stage: str, epochs: int, budget_s: float | None,
                objects: dict[str, Stateful], one_epoch: Callable[[int], dict[str, float]],
                unit: str = "epoch") -> list[dict[str, float]]:
     """Run ``one_epoch(epoch)`` until ``epochs`` or the time budget is spent, checkpointing after
-    each epoch so a killed run resumes at the next one. Returns the per-epoch history."""
+    the first and last epoch and at most every ``runtime.checkpoint_every_s`` between, so a
+    killed run resumes where it was saved. Returns the per-epoch history."""
     checkpoint = EpochCheckpoint(ctx.stage_dir(stage) / "checkpoint.pt", stage, objects)
     start, history, elapsed = 0, [], 0.0
     restored = checkpoint.load()
@@ -76,6 +77,7 @@ def run_epochs(ctx: RunContext, stage: str, epochs: int, budget_s: float | None,
         start, extra = restored
         history, elapsed = list(extra.get("history", [])), float(extra.get("elapsed", 0.0))
         ctx.events.log(f"{stage}: resuming after epoch {start}", stage=stage)
+    saved = time.monotonic()
     for epoch in track(range(start, epochs), f"{stage}", total=epochs - start, unit=unit,
                        show=ctx.show_progress and ctx.dist.is_main):
         if budget_s is not None and elapsed >= budget_s:
@@ -86,8 +88,11 @@ def run_epochs(ctx: RunContext, stage: str, epochs: int, budget_s: float | None,
         record = {"epoch": epoch + 1, **one_epoch(epoch)}
         elapsed += time.monotonic() - tic
         history.append(record)
-        if ctx.dist.is_main:     # checkpoint first: a client that sees the event may kill us
+        due = epoch == start or epoch + 1 == epochs or \
+            time.monotonic() - saved >= ctx.profile.runtime.checkpoint_every_s
+        if ctx.dist.is_main and due:   # checkpoint first: a client that sees the event may kill us
             checkpoint.save(epoch + 1, {"history": history, "elapsed": elapsed})
+            saved = time.monotonic()
         ctx.events.progress(stage, epoch + 1, epochs, unit)
         for name, value in record.items():
             if name != "epoch":
