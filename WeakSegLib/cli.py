@@ -170,16 +170,11 @@ def _demo_real_cases(args: argparse.Namespace, out: Path, events: EventWriter) -
     report = evaluate_model(bundle, cohort.select(unseen), out / "real_report", events=events,
                             show_progress=not args.quiet)
     _say(args, "\n" + format_table(report, per_case=False))
-    methods = report["methods"]
-    default = report.get("default_method") or bundle.profile.inference.default_method
-    for name in (f"{default}_pp", default):
-        if name in methods:
-            _say(args, f"\n{name}: volume Dice {methods[name]['volume_dice']:.3f} against "
-                       f"flair_threshold {methods['flair_threshold']['volume_dice']:.3f} "
-                       f"on these {len(unseen)} patients (report: "
-                       f"{out / 'real_report' / 'report.html'}; the 20-patient cross-validation "
-                       "in the README is the claim)")
-            break
+    methods, shown = report["methods"], report["review"]["method"]    # segment's output
+    _say(args, f"\n{shown}: volume Dice {methods[shown]['volume_dice']:.3f} against "
+               f"flair_threshold {methods['flair_threshold']['volume_dice']:.3f} on these "
+               f"{len(unseen)} patients (report: {out / 'real_report' / 'report.html'}; the "
+               "20-patient cross-validation in the README is the claim)")
 
 
 def _say_review(args: argparse.Namespace, report: dict) -> None:

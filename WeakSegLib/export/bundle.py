@@ -35,11 +35,9 @@ def half_weights(source: Path, target: Path) -> Path:
 
 
 def _half_if_it_fits(tensor: torch.Tensor) -> torch.Tensor:
-    if not tensor.is_floating_point():
+    if not tensor.is_floating_point() or (tensor.abs() > torch.finfo(torch.float16).max).any():
         return tensor
-    half = tensor.half()
-    return half if bool(torch.isfinite(half).all()) or not bool(
-        torch.isfinite(tensor).all()) else tensor
+    return tensor.half()
 
 
 def export_bundle(run_dir: Path, out_dir: Path, methods: Sequence[str], half: bool = True,

@@ -274,8 +274,9 @@ def _fine_tune(base_dir: Path, base: Manifest, reviewed: MixedSlices, out_dir: P
     rows = np.concatenate([trained, np.repeat(repeated, cfg.review_repeat - 1)])
     keeper = None
     if validation:
-        keeper = KeepBest(ctx.stage_dir(STAGE) / "best.pt", joined.images[np.intersect1d(
-            held, annotated)], targets[np.intersect1d(held, annotated)], threshold, ctx)
+        judged = np.intersect1d(held, annotated)      # the validation patients' reviewed slices
+        keeper = KeepBest(ctx.stage_dir(STAGE) / "best.pt", joined.images[judged],
+                          targets[judged], threshold, ctx)
         if not (ctx.stage_dir(STAGE) / "checkpoint.pt").is_file():
             keeper(0, start)                       # the base network is a candidate too
     model, history = train_mask_segmenter(
